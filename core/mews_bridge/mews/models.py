@@ -1,0 +1,145 @@
+"""Typed models of the Mews Connector API objects the bridge and its plugins use.
+
+Field names follow Mews (PascalCase on the wire, snake_case in Python). Unknown fields are kept
+(``extra="allow"``) and enums are plain strings, because Mews adds values without notice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_pascal
+
+DeviceType = Literal["Printer", "PaymentTerminal", "KeyCutter", "FiscalMachine", "PassportScanner"]
+DEVICE_TYPES: tuple[str, ...] = ("Printer", "PaymentTerminal", "KeyCutter", "FiscalMachine", "PassportScanner")
+
+CommandState = Literal["Pending", "Received", "Processing", "Processed", "Cancelled", "Error"]
+FINAL_STATES: frozenset[str] = frozenset({"Processed", "Cancelled", "Error"})
+
+
+class MewsModel(BaseModel):
+    """Base: PascalCase aliases, unknown fields kept, either name accepted."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
+
+    def to_mews(self) -> dict[str, Any]:
+        """The JSON-ready dict Mews expects (aliases, no unset optional fields)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Device(MewsModel):
+    id: str
+    name: str
+    type: str
+    identifier: str | None = None
+
+
+class User(MewsModel):
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class DeviceCommand(MewsModel):
+    """A command as ``commands/getAllActive`` and ``commands/getAllByIds`` return it."""
+
+    id: str
+    state: str
+    created_utc: datetime
+    device: Device
+    creator: Any = None
+    data: dict[str, Any] | None = None
+
+
+class PrinterData(MewsModel):
+    copy_count: int = Field(ge=1, le=100)
+    file_type: str
+    file_data: str
+    printer_name: str = ""
+    printer_driver_name: str = ""
+    printer_port_name: str = ""
+
+
+class KeyCutterData(MewsModel):
+    key_count: int = Field(ge=1)
+    lock_ids: list[str] = Field(min_length=1)
+    start_utc: datetime
+    end_utc: datetime
+    last_name: str
+    first_name: str | None = None
+    normalized_first_name: str | None = None
+    normalized_last_name: str | None = None
+    telephone: str | None = None
+    email: str | None = None
+    reservation_id: str | None = None
+    reservation_number: str | None = None
+    key_cutter_id: str | None = None
+    api_url: str | None = None
+    key_cutter_data: str | None = None
+
+
+class Bill(MewsModel):
+    """A bill (``bills/getAll`` and fiscal commands; both the legacy and the 2025-06-23 shapes)."""
+
+    id: str
+    enterprise_id: str | None = None
+    account_id: str | None = None
+    account_type: str | None = None
+    state: str | None = None
+    type: str | None = None
+    number: str | None = None
+    name: str | None = None
+    created_utc: datetime | None = None
+    updated_utc: datetime | None = None
+    issued_utc: datetime | None = None
+    correction_state: str | None = None
+    correction_type: str | None = None
+    corrected_bill_id: str | None = None
+
+
+class FiscalMachineData(MewsModel):
+    bill: Bill
+    fiscal_machine_id: str | None = None
+    api_url: str | None = None
+    fiscal_machine_data: str | None = None
+    tax_identifier: str | None = None
+    bill_fiscal_machine_data: dict[str, Any] | None = None
+    payload_data: dict[str, Any] | None = None
+
+
+class Amount(MewsModel):
+    """An extended amount as Mews returns it."""
+
+    currency: str
+    net_value: Decimal | None = None
+    gross_value: Decimal | None = None
+    tax_values: list[dict[str, Any]] | None = None
+
+
+class PaymentTerminalData(MewsModel):
+    payment_terminal_id: str
+    account_id: str
+    amount: Amount
+    bill_id: str | None = None
+    payment_id: str | None = None
+    preauthorization_id: str | None = None
+    fee: Amount | None = None
+    payment_terminal_data: str | None = None
+    account_data: dict[str, Any] | None = None
+
+
+class PassportScannerData(MewsModel):
+    passport_scanner_id: str | None = None
+    customer_id: str | None = None
+    reservation_id: str | None = None
+
+
+COMMAND_DATA_MODELS: dict[str, type[MewsModel]] = {
+    "Printer": PrinterData,
+    "KeyCutter": KeyCutterData,
+    "FiscalMachine": FiscalMachineData,
+    "PaymentTerminal": PaymentTerminalData,
+    "PassportScanner": PassportScannerData,
+}

@@ -1,0 +1,32 @@
+"""``mews-bridge-mocks``: run a simulator by hand (``mews-bridge-mocks mews``, ``printer``, ``encoder``, ``ami``)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# Each simulator family lives in its own subpackage with a ``cli.command``; loaded on use so that
+# a family whose plugin extra is not installed does not break the others.
+SIMULATORS = {
+    "mews": "mews_bridge_mocks.mews.cli",
+    "printer": "mews_bridge_mocks.escpos.cli",
+    "encoder": "mews_bridge_mocks.keycutter.cli",
+    "ami": "mews_bridge_mocks.ami.cli",
+}
+
+
+class SimulatorGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SIMULATORS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = SIMULATORS.get(cmd_name)
+        if module is None:
+            return None
+        return importlib.import_module(module).command
+
+
+@click.group(cls=SimulatorGroup)
+def main() -> None:
+    """Simulators that speak the real protocols on loopback, for tests, demos and people."""
