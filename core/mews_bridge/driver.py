@@ -171,6 +171,8 @@ class DeviceDriver(Instance[OptionsT]):
     """The Mews ``Device.Type`` served: ``Printer``, ``KeyCutter``, ``FiscalMachine``, …"""
     replay_safe: ClassVar[bool] = False
     """True if running a command again after a crash does no harm (printing a page twice)."""
+    command_timeout_s: ClassVar[float] = 600.0
+    """Longest a command may run before it ends in Error (the driver should time out sooner itself)."""
     command_data: ClassVar[type[BaseModel] | None] = None
     """Model of the command's ``Data``; by default the Mews model for ``device_type``."""
 

@@ -143,3 +143,149 @@ COMMAND_DATA_MODELS: dict[str, type[MewsModel]] = {
     "PaymentTerminal": PaymentTerminalData,
     "PassportScanner": PassportScannerData,
 }
+
+
+class Reservation(MewsModel):
+    """A reservation (``reservations/getAll/2023-06-06``)."""
+
+    id: str
+    account_id: str
+    state: str
+    service_id: str | None = None
+    account_type: str | None = None
+    number: str | None = None
+    assigned_resource_id: str | None = None
+    scheduled_start_utc: datetime | None = None
+    actual_start_utc: datetime | None = None
+    scheduled_end_utc: datetime | None = None
+    actual_end_utc: datetime | None = None
+
+
+class Customer(MewsModel):
+    id: str
+    last_name: str
+    first_name: str | None = None
+    language_code: str | None = None
+    preferred_language_code: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    classifications: list[str] = Field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+class Resource(MewsModel):
+    id: str
+    name: str
+    state: str | None = None
+    is_active: bool = True
+    parent_resource_id: str | None = None
+
+
+class Service(MewsModel):
+    id: str
+    is_active: bool = True
+    name: str | None = None
+    names: dict[str, str] | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or next(iter((self.names or {}).values()), self.id)
+
+
+class AccountingCategory(MewsModel):
+    id: str
+    name: str
+    is_active: bool = True
+    code: str | None = None
+    classification: str | None = None
+
+
+class Product(MewsModel):
+    id: str
+    service_id: str
+    names: dict[str, str] | None = None
+    accounting_category_id: str | None = None
+
+
+class OrderItem(MewsModel):
+    id: str
+    account_id: str | None = None
+    bill_id: str | None = None
+    accounting_category_id: str | None = None
+    billing_name: str | None = None
+    unit_count: int | None = None
+    unit_amount: Amount | None = None
+    amount: Amount | None = None
+    accounting_state: str | None = None
+    type: str | None = None
+    consumed_utc: datetime | None = None
+    external_identifier: str | None = None
+
+
+class Payment(MewsModel):
+    id: str
+    account_id: str | None = None
+    bill_id: str | None = None
+    amount: Amount | None = None
+    state: str | None = None
+    type: str | None = None
+    accounting_state: str | None = None
+
+
+class TaxEnvironment(MewsModel):
+    code: str
+    country_code: str | None = None
+    taxation_codes: list[str] = Field(default_factory=list)
+
+
+class Taxation(MewsModel):
+    code: str
+    name: str | None = None
+
+
+class TaxRate(MewsModel):
+    code: str
+    taxation_code: str
+    strategy: dict[str, Any] | None = None
+    validity_intervals_utc: list[dict[str, Any]] | None = Field(None, alias="ValidityInvervalsUtc")  # sic, Mews
+
+    @property
+    def relative_value(self) -> Decimal | None:
+        """The rate as a fraction (0.2 for 20 %) for relative taxes, else None."""
+        strategy = self.strategy or {}
+        if strategy.get("Discriminator") != "Relative":
+            return None
+        value = (strategy.get("Value") or {}).get("Value")
+        return Decimal(str(value)) if value is not None else None
+
+
+class Taxations(MewsModel):
+    taxations: list[Taxation] = Field(default_factory=list)
+    tax_rates: list[TaxRate] = Field(default_factory=list)
+
+
+class OrderItemParameters(MewsModel):
+    """An ad-hoc item for ``orders/add``."""
+
+    name: str
+    unit_count: int
+    unit_amount: dict[str, Any]
+    accounting_category_id: str | None = None
+    external_identifier: str | None = None
+
+
+class NewOrder(MewsModel):
+    """The parameters of ``orders/add``."""
+
+    service_id: str
+    account_id: str
+    items: list[OrderItemParameters] = Field(default_factory=list)
+    linked_reservation_id: str | None = None
+    consumption_utc: datetime | None = None
+    notes: str | None = None
+    bill_id: str | None = None
+    enterprise_id: str | None = None

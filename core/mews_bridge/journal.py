@@ -1,0 +1,217 @@
+"""The durable local journal: SQLite (WAL) in ``state_dir``.
+
+Every command is written here before the bridge acts on it, and moves through phases:
+
+``queued`` (written on receipt) → ``running`` (just before the driver starts) → ``finished`` (the
+final state and Notes are decided) → ``acknowledged`` (Mews accepted that final state).
+
+After a crash the phase tells what to do: ``queued`` runs, ``running`` was interrupted (re-run only
+if the driver is replay-safe, else the driver may recover it), ``finished`` is acknowledged without
+running again. Plugins keep small state in the same file through :class:`KeyValueStore`.
+
+All SQLite calls run on one worker thread so that the event loop never waits on the SD card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+Phase = Literal["queued", "running", "finished", "acknowledged"]
+IN_FLIGHT: tuple[Phase, ...] = ("queued", "running", "finished")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    device_name TEXT NOT NULL,
+    instance TEXT,
+    created_utc TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    final_state TEXT,
+    notes TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    received_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    acknowledged_at TEXT
+);
+CREATE INDEX IF NOT EXISTS commands_phase ON commands (phase);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    id: str
+    device_id: str
+    device_name: str
+    instance: str | None
+    created_utc: str
+    phase: Phase
+    final_state: str | None
+    notes: str | None
+    runs: int
+    received_at: str
+    started_at: str | None
+    finished_at: str | None
+    acknowledged_at: str | None
+
+
+class Journal:
+    """The bridge's SQLite journal. Open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> Journal:
+        journal = cls(path)
+        await journal._run(journal._connect)
+        return journal
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a transition must survive a power cut, or a key could be cut twice.
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        assert self._db is not None, "journal is closed"
+        return self._db.execute(sql, params)
+
+    async def add(self, command_id: str, device_id: str, device_name: str, created_utc: str) -> bool:
+        """Record a command on receipt; False if it was already known (a duplicate)."""
+        cursor = await self._run(
+            self._exec,
+            "INSERT OR IGNORE INTO commands (id, device_id, device_name, created_utc, phase, received_at) "
+            "VALUES (?, ?, ?, ?, 'queued', ?)",
+            (command_id, device_id, device_name, created_utc, _now()),
+        )
+        return cursor.rowcount == 1
+
+    async def get(self, command_id: str) -> CommandRecord | None:
+        row = (await self._run(self._exec, "SELECT * FROM commands WHERE id = ?", (command_id,))).fetchone()
+        return CommandRecord(**dict(row)) if row else None
+
+    async def in_flight(self) -> list[CommandRecord]:
+        marks = ",".join("?" * len(IN_FLIGHT))
+        rows = (
+            await self._run(
+                self._exec, f"SELECT * FROM commands WHERE phase IN ({marks}) ORDER BY received_at", IN_FLIGHT
+            )
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def mark_running(self, command_id: str, instance: str) -> None:
+        await self._run(
+            self._exec,
+            "UPDATE commands SET phase = 'running', instance = ?, runs = runs + 1, started_at = ? WHERE id = ?",
+            (instance, _now(), command_id),
+        )
+
+    async def mark_finished(self, command_id: str, final_state: str, notes: str | None) -> None:
+        await self._run(
+            self._exec,
+            "UPDATE commands SET phase = 'finished', final_state = ?, notes = ?, finished_at = ? WHERE id = ?",
+            (final_state, notes, _now(), command_id),
+        )
+
+    async def mark_acknowledged(self, command_id: str, final_state: str | None = None) -> None:
+        """Mews has the final state (``final_state`` records one Mews set itself, e.g. Cancelled)."""
+        await self._run(
+            self._exec,
+            "UPDATE commands SET phase = 'acknowledged', acknowledged_at = ?, "
+            "final_state = COALESCE(?, final_state), finished_at = COALESCE(finished_at, ?) WHERE id = ?",
+            (_now(), final_state, _now(), command_id),
+        )
+
+    async def recent(self, limit: int = 50) -> list[CommandRecord]:
+        rows = (
+            await self._run(self._exec, "SELECT * FROM commands ORDER BY received_at DESC LIMIT ?", (limit,))
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Forget acknowledged commands older than ``older_than`` so the file stays small."""
+        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")
+        cursor = await self._run(
+            self._exec, "DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (cutoff,)
+        )
+        return cursor.rowcount
+
+    def store(self, namespace: str) -> KeyValueStore:
+        return KeyValueStore(self, namespace)
+
+
+class KeyValueStore:
+    """Small durable JSON values for one driver or service instance, kept in the journal."""
+
+    def __init__(self, journal: Journal, namespace: str) -> None:
+        self._journal = journal
+        self.namespace = namespace
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        row = (
+            await self._journal._run(
+                self._journal._exec, "SELECT value FROM kv WHERE namespace = ? AND key = ?", (self.namespace, key)
+            )
+        ).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    async def put(self, key: str, value: Any) -> None:
+        await self._journal._run(
+            self._journal._exec,
+            "INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (self.namespace, key, json.dumps(value, default=str), _now()),
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._journal._run(
+            self._journal._exec, "DELETE FROM kv WHERE namespace = ? AND key = ?", (self.namespace, key)
+        )
+
+    async def items(self, prefix: str = "") -> dict[str, Any]:
+        """All keys starting with ``prefix`` and their values."""
+        rows = (
+            await self._journal._run(
+                self._journal._exec,
+                "SELECT key, value FROM kv WHERE namespace = ? AND key >= ? AND key < ? ORDER BY key",
+                (self.namespace, prefix, prefix + "\U0010ffff"),
+            )
+        ).fetchall()
+        return {row["key"]: json.loads(row["value"]) for row in rows}

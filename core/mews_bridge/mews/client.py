@@ -1,0 +1,341 @@
+"""The Connector API client: one per bridge, shared by the core and every plugin.
+
+Every operation is a POST of a JSON envelope (ClientToken, AccessToken, Client) plus parameters.
+Requests pass a process-wide sliding-window limiter first, so normal work stays under Mews' limit.
+408, 429, 5xx and network faults are retried with capped exponential backoff and jitter (429 honours
+``Retry-After``) within a time budget, then raise :class:`MewsUnavailable`; 401 raises
+:class:`MewsAuthError`; other refusals raise :class:`MewsRequestError` with Mews' own message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from ..settings import MewsSettings
+from .enterprise import Enterprise
+from .errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
+from .models import (
+    AccountingCategory,
+    Bill,
+    Customer,
+    Device,
+    DeviceCommand,
+    NewOrder,
+    OrderItem,
+    Payment,
+    Product,
+    Reservation,
+    Resource,
+    Service,
+    Taxations,
+    TaxEnvironment,
+)
+from .ratelimit import SlidingWindowLimiter, limiter_for
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+MAX_IDS = 1000
+_RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class _Retryable(MewsUnavailable):
+    def __init__(self, *args: Any, retry_after: float | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
+
+
+class _RetryAfterOrBackoff:
+    """Wait what a 429's ``Retry-After`` asks for, else capped exponential backoff with jitter."""
+
+    def __init__(self, max_s: float) -> None:
+        self._max_s = max_s
+        self._backoff = wait_exponential_jitter(multiplier=0.5, max=max_s, jitter=0.5)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return min(exc.retry_after, self._max_s)
+        return self._backoff(retry_state)
+
+
+def _chunks(ids: Sequence[str], size: int = MAX_IDS) -> Iterable[list[str]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+class MewsClient:
+    def __init__(
+        self,
+        settings: MewsSettings,
+        *,
+        retry_budget_s: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retry_budget_s = retry_budget_s
+        self._http = httpx.AsyncClient(
+            base_url=f"{settings.platform_url}/api/connector/v1/",
+            timeout=settings.request_timeout_s,
+            transport=transport,
+            headers={"User-Agent": settings.client.replace(" ", "/", 1)},
+        )
+        self._limiter: SlidingWindowLimiter | None = None
+        self._enterprise: Enterprise | None = None
+        self.requests_sent = 0
+        """HTTP requests sent, retries included (benchmarks report it)."""
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> MewsClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def limiter(self) -> SlidingWindowLimiter:
+        if self._limiter is None:
+            usable = max(1, int(self.settings.rate_limit * (1 - self.settings.rate_headroom)))
+            self._limiter = limiter_for(
+                self.settings.access_token.get_secret_value(), usable, self.settings.rate_window_s
+            )
+        return self._limiter
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    async def call(
+        self, operation: str, parameters: Mapping[str, Any] | None = None, *, retry_budget_s: float | None = None
+    ) -> dict[str, Any]:
+        """POST ``operation`` (``commands/getAllActive``) with the envelope and return the JSON result."""
+        body = {
+            "ClientToken": self.settings.client_token.get_secret_value(),
+            "AccessToken": self.settings.access_token.get_secret_value(),
+            "Client": self.settings.client,
+            **(parameters or {}),
+        }
+        budget = self.retry_budget_s if retry_budget_s is None else retry_budget_s
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_Retryable),
+            wait=_RetryAfterOrBackoff(self.settings.max_retry_s),
+            stop=stop_after_delay(budget),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._send(operation, body)
+        except _Retryable as exc:
+            raise MewsUnavailable(operation, exc.message, exc.status, exc.request_id) from None
+        raise AssertionError("unreachable")  # pragma: no cover - tenacity either returns or raises
+
+    async def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        await self.limiter.acquire()
+        self.requests_sent += 1
+        try:
+            response = await self._http.post(operation, json=body)
+        except httpx.TransportError as exc:
+            log.warning("Mews %s: network fault: %s", operation, type(exc).__name__)
+            raise _Retryable(operation, f"network fault ({type(exc).__name__})") from None
+        request_id = response.headers.get("Request-Id")
+        if response.status_code == 204:
+            return {}
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                raise _Retryable(operation, "the answer was not JSON", response.status_code, request_id) from None
+        message = _error_message(response)
+        log.warning(
+            "Mews %s failed: HTTP %s %s (Request-Id %s)", operation, response.status_code, message, request_id
+        )
+        if response.status_code in _RETRIED_STATUSES:
+            retry_after = _retry_after(response) if response.status_code == 429 else None
+            if retry_after is not None:
+                self.limiter.hold(retry_after)
+            raise _Retryable(operation, message, response.status_code, request_id, retry_after=retry_after)
+        if response.status_code == 401:
+            raise MewsAuthError(
+                operation,
+                "Mews refused the tokens (check mews.client_token and mews.access_token): " + message,
+                401,
+                request_id,
+            )
+        raise MewsRequestError(operation, message, response.status_code, request_id)
+
+    async def pages(
+        self, operation: str, parameters: Mapping[str, Any], key: str, *, count: int = MAX_IDS
+    ) -> list[dict[str, Any]]:
+        """Every item of a paginated operation, following ``Cursor`` until a short or empty page."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            limitation: dict[str, Any] = {"Count": count}
+            if cursor:
+                limitation["Cursor"] = cursor
+            result = await self.call(operation, {**parameters, "Limitation": limitation})
+            page = result.get(key) or []
+            items.extend(page)
+            cursor = result.get("Cursor")
+            if not cursor or len(page) < count:
+                return items
+
+    async def _by_ids(
+        self, operation: str, id_field: str, ids: Sequence[str], key: str, model: type[M], **parameters: Any
+    ) -> list[M]:
+        found: list[M] = []
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            found += [model.model_validate(x) for x in await self.pages(operation, {id_field: chunk, **parameters}, key)]
+        return found
+
+    # -- device commands ---------------------------------------------------------------------------
+
+    async def get_active_commands(self) -> list[DeviceCommand]:
+        result = await self.call("commands/getAllActive")
+        return [DeviceCommand.model_validate(c) for c in result.get("Commands") or []]
+
+    async def get_commands_by_ids(self, command_ids: Sequence[str]) -> list[DeviceCommand]:
+        """Commands in any state; up to 1000 ids a request. Unknown ids are left out."""
+        commands: list[DeviceCommand] = []
+        for chunk in _chunks(list(dict.fromkeys(command_ids))):
+            result = await self.call("commands/getAllByIds", {"CommandIds": chunk})
+            commands += [DeviceCommand.model_validate(c) for c in result.get("Commands") or []]
+        return commands
+
+    async def update_command(
+        self,
+        command_id: str,
+        state: str,
+        *,
+        progress: float | None = None,
+        notes: str | None = None,
+        retry_budget_s: float | None = None,
+    ) -> None:
+        parameters: dict[str, Any] = {"CommandId": command_id, "State": state}
+        if progress is not None:
+            parameters["Progress"] = round(progress, 3)
+        if notes is not None:
+            parameters["Notes"] = notes
+        await self.call("commands/update", parameters, retry_budget_s=retry_budget_s)
+
+    async def get_devices(self) -> list[Device]:
+        result = await self.call("devices/getAll")
+        return [Device.model_validate(d) for d in result.get("Devices") or []]
+
+    # -- property ----------------------------------------------------------------------------------
+
+    async def get_configuration(self) -> dict[str, Any]:
+        return await self.call("configuration/get")
+
+    async def enterprise(self) -> Enterprise:
+        """The property's settings, read once and kept."""
+        if self._enterprise is None:
+            self._enterprise = Enterprise.from_configuration(await self.get_configuration())
+        return self._enterprise
+
+    async def get_services(self) -> list[Service]:
+        return [Service.model_validate(s) for s in await self.pages("services/getAll", {}, "Services")]
+
+    async def get_accounting_categories(self) -> list[AccountingCategory]:
+        found = await self.pages("accountingCategories/getAll", {}, "AccountingCategories")
+        return [AccountingCategory.model_validate(c) for c in found]
+
+    async def get_resources(self, resource_ids: Sequence[str] | None = None) -> list[Resource]:
+        extent = {"Extent": {"Resources": True, "Inactive": False}}
+        if resource_ids is not None:
+            return await self._by_ids("resources/getAll", "ResourceIds", resource_ids, "Resources", Resource, **extent)
+        return [Resource.model_validate(r) for r in await self.pages("resources/getAll", extent, "Resources")]
+
+    async def get_tax_environments(self) -> list[TaxEnvironment]:
+        result = await self.call("taxEnvironments/getAll")
+        return [TaxEnvironment.model_validate(t) for t in result.get("TaxEnvironments") or []]
+
+    async def get_taxations(self) -> Taxations:
+        return Taxations.model_validate(await self.call("taxations/getAll"))
+
+    async def get_products(self, service_ids: Sequence[str]) -> list[Product]:
+        return await self._by_ids("products/getAll", "ServiceIds", service_ids, "Products", Product)
+
+    # -- guests ------------------------------------------------------------------------------------
+
+    async def get_reservations(
+        self,
+        *,
+        reservation_ids: Sequence[str] | None = None,
+        assigned_resource_ids: Sequence[str] | None = None,
+        states: Sequence[str] | None = None,
+        updated_utc: tuple[datetime, datetime] | None = None,
+    ) -> list[Reservation]:
+        """Reservations (version 2023-06-06) matching every filter given."""
+        parameters: dict[str, Any] = {}
+        if states is not None:
+            parameters["States"] = list(states)
+        if assigned_resource_ids is not None:
+            parameters["AssignedResourceIds"] = list(assigned_resource_ids)
+        if updated_utc is not None:
+            parameters["UpdatedUtc"] = {"StartUtc": _utc(updated_utc[0]), "EndUtc": _utc(updated_utc[1])}
+        operation = "reservations/getAll/2023-06-06"
+        if reservation_ids is not None:
+            return await self._by_ids(
+                operation, "ReservationIds", reservation_ids, "Reservations", Reservation, **parameters
+            )
+        return [Reservation.model_validate(r) for r in await self.pages(operation, parameters, "Reservations")]
+
+    async def get_customers(self, customer_ids: Sequence[str]) -> list[Customer]:
+        extent = {"Extent": {"Customers": True, "Addresses": False}}
+        return await self._by_ids("customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent)
+
+    async def add_order(self, order: NewOrder) -> str:
+        """Post an order (a call charge) and return its id."""
+        result = await self.call("orders/add", order.to_mews())
+        return str(result["OrderId"])
+
+    # -- bills -------------------------------------------------------------------------------------
+
+    async def get_bills(self, bill_ids: Sequence[str]) -> list[Bill]:
+        return await self._by_ids("bills/getAll", "BillIds", bill_ids, "Bills", Bill)
+
+    async def get_order_items(self, *, bill_ids: Sequence[str]) -> list[OrderItem]:
+        return await self._by_ids("orderItems/getAll", "BillIds", bill_ids, "OrderItems", OrderItem)
+
+    async def get_payments(self, *, bill_ids: Sequence[str]) -> list[Payment]:
+        return await self._by_ids("payments/getAll", "BillIds", bill_ids, "Payments", Payment)
+
+
+def _utc(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    return str(body.get("Message") or response.reason_phrase) if isinstance(body, dict) else response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (moment - datetime.now(moment.tzinfo)).total_seconds())
+
+
+__all__ = ["MewsAuthError", "MewsClient", "MewsError", "MewsRequestError", "MewsUnavailable"]

@@ -1,0 +1,62 @@
+"""A sliding-window request limiter shared by everything in the process that uses one access token.
+
+Mews allows 200 requests per access token in any 30 s window, counted from the first request of a
+burst. Staying under that (with some headroom) means normal work never meets a 429; when one comes
+anyway, :meth:`SlidingWindowLimiter.hold` makes every caller wait out ``Retry-After`` together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import weakref
+from collections import deque
+
+
+class SlidingWindowLimiter:
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = max(1, limit)
+        self.window_s = window_s
+        self._sent: deque[float] = deque()
+        self._hold_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until one more request fits in the window, and count it."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - self.window_s:
+                    self._sent.popleft()
+                wait = self._hold_until - now
+                if len(self._sent) >= self.limit:
+                    wait = max(wait, self._sent[0] + self.window_s - now)
+                if wait <= 0:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(wait)
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (Mews answered 429)."""
+        self._hold_until = max(self._hold_until, time.monotonic() + seconds)
+
+    @property
+    def in_window(self) -> int:
+        now = time.monotonic()
+        return sum(1 for sent in self._sent if sent > now - self.window_s)
+
+
+# Per event loop, because asyncio primitives belong to one loop; the bridge runs a single loop.
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SlidingWindowLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def limiter_for(access_token: str, limit: int, window_s: float) -> SlidingWindowLimiter:
+    """The process-wide limiter of an access token (kept by a hash, never by the token itself)."""
+    key = hashlib.sha256(f"{access_token}|{limit}|{window_s}".encode()).hexdigest()
+    by_key = _limiters.setdefault(asyncio.get_running_loop(), {})
+    if key not in by_key:
+        by_key[key] = SlidingWindowLimiter(limit, window_s)
+    return by_key[key]

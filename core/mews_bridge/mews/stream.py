@@ -1,0 +1,109 @@
+"""The Mews WebSocket event stream: ``{websocket_url}/ws/connector`` with the tokens as cookies.
+
+It reconnects forever with capped backoff and jitter (reset after a connection that stayed up), and
+library pings detect a connection that went silent. ``on_connect`` runs after every (re)connect, before
+events are read, so the caller can catch up on what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from ..settings import MewsSettings
+from .errors import MewsAuthError
+
+log = logging.getLogger(__name__)
+EventsHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
+ConnectHandler = Callable[[], Awaitable[None]]
+_STABLE_AFTER_S = 60.0
+
+
+class EventStream:
+    def __init__(
+        self,
+        settings: MewsSettings,
+        on_events: EventsHandler,
+        on_connect: ConnectHandler,
+        *,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.on_events = on_events
+        self.on_connect = on_connect
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.connected = asyncio.Event()
+        self.connects = 0
+
+    @property
+    def url(self) -> str:
+        return f"{self.settings.websocket_url}/ws/connector"
+
+    def _cookie(self) -> str:
+        # Mews rejects spaces around "=": exactly "ClientToken=…; AccessToken=…".
+        return (
+            f"ClientToken={self.settings.client_token.get_secret_value()}; "
+            f"AccessToken={self.settings.access_token.get_secret_value()}"
+        )
+
+    async def run(self) -> None:
+        """Connect, read and reconnect until cancelled. Raises :class:`MewsAuthError` on a 401."""
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await self._session()
+                log.warning("Mews closed the event stream; reconnecting")
+            except InvalidStatus as exc:
+                if exc.response.status_code in (401, 403):
+                    raise MewsAuthError(
+                        "ws/connector",
+                        "Mews refused the tokens on the WebSocket (check mews.client_token and mews.access_token)",
+                        exc.response.status_code,
+                    ) from None
+                log.warning("Mews event stream refused (HTTP %s); reconnecting", exc.response.status_code)
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
+                log.warning("Mews event stream lost (%s); reconnecting", str(exc) or type(exc).__name__)
+            finally:
+                self.connected.clear()
+            failures = 0 if time.monotonic() - started > _STABLE_AFTER_S else failures + 1
+            delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(failures - 1, 0))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _session(self) -> None:
+        async with connect(
+            self.url,
+            additional_headers={"Cookie": self._cookie()},
+            ping_interval=self.settings.ping_interval_s,
+            ping_timeout=self.settings.ping_timeout_s,
+            open_timeout=self.settings.request_timeout_s,
+            user_agent_header=self.settings.client,
+        ) as websocket:
+            self.connects += 1
+            log.info("Connected to the Mews event stream")
+            await self.on_connect()
+            self.connected.set()
+            async for message in websocket:
+                events = _parse(message)
+                if events:
+                    await self.on_events(events)
+
+
+def _parse(message: str | bytes) -> list[dict[str, Any]]:
+    try:
+        body = json.loads(message)
+        events = body["Events"]
+    except (ValueError, KeyError, TypeError):
+        log.warning("Ignored a malformed message on the Mews event stream")
+        return []
+    return [event for event in events if isinstance(event, dict)] if isinstance(events, list) else []

@@ -1,0 +1,465 @@
+"""The device-command pipeline: from a Mews event to a final state the front desk can read.
+
+* Intake: ``DeviceCommand`` events, catch-ups (``commands/getAllActive``) and sweeps. Event ids are
+  coalesced: while one ``commands/getAllByIds`` is in flight, new ids wait and go in the next (up to
+  1000 a call). Every command is written to the journal before anything is done with it; the journal
+  also makes duplicates (events, catch-ups, sweeps) harmless.
+* Routing by the Mews device Id or Name to a configured device; one command at a time per device, in
+  order; devices work in parallel under a global bound.
+* API calls per command: the batched fetch (shared; none after a catch-up, which carries the data) and
+  the final ``commands/update``. ``Processing`` is sent only if the command is still running after
+  ``processing_after_s`` (a printout, a key waiting for its card), and ``Progress`` at most every
+  ``progress_interval_s``, both without retries so they never hold up the work. ``Received`` is never
+  sent: it costs a call and tells staff nothing ``Processing`` does not.
+* A final state that Mews could not take (an outage) is kept and re-sent until it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .driver import CommandJob, DeviceDriver, LocalDevices
+from .exceptions import CommandError, CommandFailed, CommandRejected
+from .journal import Journal
+from .lifecycle import InstanceState, ManagedInstance
+from .mews.client import MewsClient
+from .mews.errors import MewsAuthError, MewsError, MewsRequestError
+from .mews.models import FINAL_STATES, Device, DeviceCommand
+from .settings import BridgeSettings
+
+log = logging.getLogger(__name__)
+_MAX_NOTES = 1000
+_REMEMBERED_IDS = 10_000
+
+
+@dataclass(eq=False)
+class _MewsWork:
+    command: DeviceCommand
+    interrupted: bool = False
+    cancelled: bool = False
+
+
+@dataclass(eq=False)
+class _LocalWork:
+    data: dict[str, Any]
+    result: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class DeviceSlot:
+    """A configured device: its lifecycle, its queue and the worker that drains it in order."""
+
+    def __init__(self, managed: ManagedInstance, mews_device: str) -> None:
+        self.managed = managed
+        self.mews_device = mews_device
+        self.queue: asyncio.Queue[_MewsWork | _LocalWork] = asyncio.Queue()
+        self.current: _MewsWork | _LocalWork | None = None
+        self.run_task: asyncio.Task[str | None] | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.managed.name
+
+    @property
+    def driver_cls(self) -> type[DeviceDriver[Any]]:
+        cls = self.managed.cls
+        assert issubclass(cls, DeviceDriver)
+        return cls
+
+    def find_queued(self, command_id: str) -> _MewsWork | None:
+        for item in list(self.queue._queue):  # type: ignore[attr-defined] - asyncio.Queue keeps a deque
+            if isinstance(item, _MewsWork) and item.command.id == command_id:
+                return item
+        return None
+
+
+class CommandPipeline(LocalDevices):
+    def __init__(
+        self,
+        mews: MewsClient,
+        journal: Journal,
+        settings: BridgeSettings,
+        *,
+        on_fatal: Callable[[BaseException], None],
+        processing_after_s: float = 1.0,
+        ack_retry_s: float = 15.0,
+    ) -> None:
+        self.mews = mews
+        self.journal = journal
+        self.settings = settings
+        self.on_fatal = on_fatal
+        self.processing_after_s = processing_after_s
+        self.ack_retry_s = ack_retry_s
+        self.slots: list[DeviceSlot] = []
+        self._by_key: dict[str, DeviceSlot] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._to_fetch: set[str] = set()
+        self._fetch_wanted = asyncio.Event()
+        self._unacknowledged: dict[str, tuple[str, str | None]] = {}
+        self._ack_wanted = asyncio.Event()
+        self._left_devices: set[str] = set()
+        self._parallel = asyncio.Semaphore(settings.max_parallel_devices)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepting = True
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def add_device(self, managed: ManagedInstance, mews_device: str) -> DeviceSlot:
+        slot = DeviceSlot(managed, mews_device)
+        self.slots.append(slot)
+        self._by_key[mews_device] = slot
+        self._by_key[mews_device.casefold()] = slot
+        return slot
+
+    def start(self) -> None:
+        for slot in self.slots:
+            slot.worker = asyncio.create_task(self._work(slot), name=f"worker {slot.name}")
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name="command fetch"),
+            asyncio.create_task(self._ack_loop(), name="command acknowledgements"),
+        ]
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking work; let running commands finish for ``grace_s``, then cut them off.
+
+        A command cut off stays ``running`` in the journal and is handled as interrupted at the next
+        start; queued ones stay queued and run then.
+        """
+        self._accepting = False
+        running = [slot.run_task for slot in self.slots if slot.run_task and not slot.run_task.done()]
+        if running:
+            log.info("Waiting up to %g s for %d running command(s)", grace_s, len(running))
+            await asyncio.wait(running, timeout=grace_s)
+        workers = [slot.worker for slot in self.slots if slot.worker]
+        for task in [*workers, *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*workers, *self._tasks, return_exceptions=True)
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    def on_command_event(self, command_id: str, state: str | None) -> None:
+        """A ``DeviceCommand`` event. Events for our own updates (Processing, final states) are ignored."""
+        if state == "Cancelled":
+            self._cancel(command_id)
+        elif state in ("Pending", "Received") and command_id not in self._seen:
+            self._to_fetch.add(command_id)
+            self._fetch_wanted.set()
+
+    async def catch_up(self) -> None:
+        """Take every active command (after a (re)connect, and in the safety sweep)."""
+        await self.offer(await self.mews.get_active_commands())
+
+    async def recover(self) -> None:
+        """At start: settle what the journal holds in flight from the last run.
+
+        ``commands/getAllActive`` does not return commands left in ``Processing``, so they are re-read by id.
+        """
+        records = await self.journal.in_flight()
+        if not records:
+            return
+        log.info("Recovering %d command(s) from the last run", len(records))
+        current = {c.id: c for c in await self.mews.get_commands_by_ids([r.id for r in records])}
+        interrupted: set[str] = set()
+        pending: list[DeviceCommand] = []
+        for record in records:
+            command = current.get(record.id)
+            if command is None:
+                log.warning("Command %s is no longer known to Mews; closing it in the journal", record.id)
+                await self.journal.mark_acknowledged(record.id, record.final_state or "Unknown")
+            elif command.state in FINAL_STATES:
+                await self.journal.mark_acknowledged(record.id, None if record.phase == "finished" else command.state)
+            elif record.phase == "finished":
+                self._remember(record.id)
+                await self._acknowledge(record.id, record.final_state or "Error", record.notes)
+            else:
+                if record.phase == "running":
+                    interrupted.add(record.id)
+                pending.append(command)
+        await self.offer(pending, resumed={r.id for r in records}, interrupted=interrupted)
+
+    async def offer(
+        self, commands: Iterable[DeviceCommand], *, resumed: set[str] = frozenset(), interrupted: set[str] = frozenset()
+    ) -> None:
+        """Journal and queue commands; ``resumed`` ids are already in the journal from the last run."""
+        for command in commands:
+            if not self._accepting:
+                return
+            if command.state == "Cancelled":
+                self._cancel(command.id)
+                continue
+            if command.state not in ("Pending", "Received") and command.id not in resumed:
+                continue  # final, or in Processing at another bridge
+            slot = self._route(command.device)
+            if slot is None and self.settings.unknown_devices == "leave":
+                self._leave(command)
+                continue
+            device_name = slot.name if slot else command.device.name
+            created = command.created_utc.isoformat()
+            added = await self.journal.add(command.id, command.device.id, device_name, created)
+            if not added and command.id not in resumed:
+                self._remember(command.id)
+                continue  # a duplicate: already queued, running or done
+            self._remember(command.id)
+            if slot is None:
+                await self._finish(
+                    command.id, "Error", f"No device called {command.device.name!r} is set up on this bridge."
+                )
+            elif (age := datetime.now(UTC) - command.created_utc).total_seconds() > self.settings.command_max_age_h * 3600:
+                hours = age.total_seconds() / 3600
+                await self._finish(
+                    command.id,
+                    "Error",
+                    f"This command expired while the bridge was offline (created {hours:.0f} h ago). "
+                    "Please issue it again.",
+                )
+            else:
+                slot.queue.put_nowait(_MewsWork(command, interrupted=command.id in interrupted))
+
+    def _route(self, device: Device) -> DeviceSlot | None:
+        return self._by_key.get(device.id) or self._by_key.get(device.name) or self._by_key.get(device.name.casefold())
+
+    def _leave(self, command: DeviceCommand) -> None:
+        if command.device.id not in self._left_devices:
+            self._left_devices.add(command.device.id)
+            log.info(
+                "Leaving commands for Mews device %r (%s) to another bridge: no [[devices]] entry serves it",
+                command.device.name,
+                command.device.type,
+            )
+
+    def _remember(self, command_id: str) -> None:
+        self._seen[command_id] = None
+        self._seen.move_to_end(command_id)
+        while len(self._seen) > _REMEMBERED_IDS:
+            self._seen.popitem(last=False)
+
+    def _cancel(self, command_id: str) -> None:
+        for slot in self.slots:
+            item = slot.find_queued(command_id)
+            if item is None and isinstance(slot.current, _MewsWork) and slot.current.command.id == command_id:
+                item = slot.current
+                if slot.run_task is not None:
+                    slot.run_task.cancel()
+            if item is not None:
+                item.cancelled = True
+                log.info("Command %s for %s was cancelled in Mews", command_id, slot.name)
+                return
+
+    async def _fetch_loop(self) -> None:
+        while True:
+            await self._fetch_wanted.wait()
+            self._fetch_wanted.clear()
+            ids = list(self._to_fetch)
+            self._to_fetch.clear()
+            try:
+                commands = await self.mews.get_commands_by_ids(ids)
+            except MewsAuthError as exc:
+                self.on_fatal(exc)
+                return
+            except MewsError as exc:
+                log.warning("Could not read %d new command(s) from Mews (%s); the next sweep takes them", len(ids), exc)
+                continue
+            await self.offer(commands)
+
+    # -- running -----------------------------------------------------------------------------------
+
+    async def _work(self, slot: DeviceSlot) -> None:
+        while True:
+            item = await slot.queue.get()
+            slot.current = item
+            try:
+                async with self._parallel:
+                    if isinstance(item, _LocalWork):
+                        await self._run_local(slot, item)
+                    else:
+                        await self._run_command(slot, item)
+            finally:
+                slot.current, slot.run_task = None, None
+
+    async def _ready_driver(self, slot: DeviceSlot) -> DeviceDriver[Any]:
+        state = await slot.managed.wait_settled()
+        if state is not InstanceState.LOADED:
+            reason = slot.managed.reason or state.value.replace("_", " ")
+            raise CommandFailed(f"{slot.name} is not available: {reason}.")
+        return slot.managed.driver
+
+    def _validate(self, slot: DeviceSlot, data: dict[str, Any] | None) -> BaseModel:
+        try:
+            return slot.driver_cls.data_model().model_validate(data or {})
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "Data"
+            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            raise CommandRejected(f"The command's data is not valid: {where}: {first['msg']}{more}.") from None
+
+    async def _run_command(self, slot: DeviceSlot, item: _MewsWork) -> None:
+        command = item.command
+        if item.cancelled:
+            await self.journal.mark_acknowledged(command.id, "Cancelled")
+            return
+        marker: asyncio.Task[None] | None = None
+        progress = _ProgressReporter(self, command.id, self.settings.progress_interval_s)
+        try:
+            data = self._validate(slot, command.data)
+            driver = await self._ready_driver(slot)
+            job = CommandJob(command, data, progress.report, interrupted=item.interrupted)
+            await self.journal.mark_running(command.id, slot.name)
+            marker = asyncio.create_task(self._mark_processing(command.id, progress))
+            run = driver.recover(job) if item.interrupted and not driver.replay_safe else driver.execute(job)
+            slot.run_task = asyncio.create_task(run, name=f"{slot.name}: command {command.id}")
+            async with asyncio.timeout(driver.command_timeout_s):
+                notes = await slot.run_task
+            state = "Processed"
+        except CommandError as exc:
+            state, notes = "Error", exc.notes
+        except TimeoutError:
+            state = "Error"
+            notes = f"{slot.name} did not finish within {slot.driver_cls.command_timeout_s:g} s. Please check it."
+        except asyncio.CancelledError:
+            if not item.cancelled or (asyncio.current_task() and asyncio.current_task().cancelling()):
+                raise
+            state, notes = "Cancelled", None
+        except Exception as exc:
+            log.error(
+                "%s (%s %s) crashed on command %s",
+                slot.name,
+                slot.driver_cls.name,
+                slot.driver_cls.plugin_version,
+                command.id,
+                exc_info=exc,
+            )
+            state = "Error"
+            notes = f"{slot.name} failed unexpectedly ({type(exc).__name__}). The bridge log has the details."
+        finally:
+            if marker is not None:
+                marker.cancel()
+            await progress.settle()
+        if state == "Cancelled":
+            await self.journal.mark_finished(command.id, state, None)
+            await self.journal.mark_acknowledged(command.id)
+            return
+        await self._finish(command.id, state, notes)
+
+    async def _mark_processing(self, command_id: str, progress: _ProgressReporter) -> None:
+        await asyncio.sleep(self.processing_after_s)
+        await progress.report(0.0, force=True)
+
+    async def _run_local(self, slot: DeviceSlot, item: _LocalWork) -> None:
+        try:
+            data = self._validate(slot, item.data)
+            driver = await self._ready_driver(slot)
+            device = Device(id="local", name=slot.name, type=slot.driver_cls.device_type)
+            command = DeviceCommand(
+                id=f"local-{uuid.uuid4()}", state="Processing", created_utc=datetime.now(UTC), device=device, data=item.data
+            )
+            job = CommandJob(command, data, _ignore_progress)
+            slot.run_task = asyncio.create_task(driver.execute(job), name=f"{slot.name}: local job")
+            async with asyncio.timeout(driver.command_timeout_s):
+                item.result.set_result(await slot.run_task)
+        except CommandError as exc:
+            item.result.set_exception(exc)
+        except Exception as exc:
+            log.error("%s crashed on a local job", slot.name, exc_info=exc)
+            item.result.set_exception(CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__})."))
+
+    async def run(self, device_name: str, data: dict[str, Any]) -> str | None:
+        slot = next((s for s in self.slots if s.name == device_name), None)
+        if slot is None:
+            raise CommandFailed(f"No device called {device_name!r} is configured.")
+        item = _LocalWork(data)
+        slot.queue.put_nowait(item)
+        return await item.result
+
+    # -- acknowledging -----------------------------------------------------------------------------
+
+    async def _finish(self, command_id: str, state: str, notes: str | None) -> None:
+        if notes and len(notes) > _MAX_NOTES:
+            notes = notes[: _MAX_NOTES - 1] + "…"
+        await self.journal.mark_finished(command_id, state, notes)
+        log.info("Command %s: %s%s", command_id, state, f" ({notes})" if notes else "")
+        await self._acknowledge(command_id, state, notes)
+
+    async def _acknowledge(self, command_id: str, state: str, notes: str | None) -> bool:
+        try:
+            await self.mews.update_command(command_id, state, notes=notes, retry_budget_s=self.ack_retry_s)
+        except MewsRequestError as exc:
+            # Mews refused: the command is already final there (cancelled by staff) or gone.
+            log.warning("Mews did not take the final state of %s: %s", command_id, exc.message)
+        except MewsAuthError as exc:
+            self._unacknowledged[command_id] = (state, notes)
+            self.on_fatal(exc)
+            return False
+        except MewsError as exc:
+            log.warning("Mews is unavailable (%s); the result of %s is kept and sent later", exc, command_id)
+            self._unacknowledged[command_id] = (state, notes)
+            self._ack_wanted.set()
+            return False
+        self._unacknowledged.pop(command_id, None)
+        await self.journal.mark_acknowledged(command_id)
+        return True
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_wanted.wait()
+            await asyncio.sleep(self.ack_retry_s)
+            for command_id, (state, notes) in list(self._unacknowledged.items()):
+                if not await self._acknowledge(command_id, state, notes):
+                    break
+            if not self._unacknowledged:
+                self._ack_wanted.clear()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "devices": {
+                slot.name: {"queued": slot.queue.qsize(), "busy": slot.current is not None} for slot in self.slots
+            },
+            "waiting_for_mews": len(self._unacknowledged),
+        }
+
+
+class _ProgressReporter:
+    """Sends ``Processing`` with ``Progress`` at most every ``interval_s``, one request at a time, no retries."""
+
+    def __init__(self, pipeline: CommandPipeline, command_id: str, interval_s: float) -> None:
+        self._pipeline = pipeline
+        self._command_id = command_id
+        self._interval_s = interval_s
+        self._last = float("-inf")
+        self._sending: asyncio.Task[None] | None = None
+        self.sent = False
+
+    async def report(self, fraction: float, *, force: bool = False) -> None:
+        now = time.monotonic()
+        busy = self._sending is not None and not self._sending.done()
+        if busy or (not force and now - self._last < self._interval_s) or (force and self.sent):
+            return
+        self._last, self.sent = now, True
+        self._sending = asyncio.create_task(self._send(fraction))
+
+    async def _send(self, fraction: float) -> None:
+        with contextlib.suppress(MewsError):
+            await self._pipeline.mews.call(
+                "commands/update",
+                {"CommandId": self._command_id, "State": "Processing", "Progress": round(fraction, 3)},
+                retry_budget_s=0,
+            )
+
+    async def settle(self) -> None:
+        """Let an update in flight land first, so Mews never sees Processing after the final state."""
+        if self._sending is not None:
+            await asyncio.gather(self._sending, return_exceptions=True)
+
+
+async def _ignore_progress(fraction: float) -> None:
+    return None

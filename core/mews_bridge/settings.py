@@ -1,0 +1,171 @@
+"""Settings: a TOML file (``--config``, default ``/etc/mews-bridge/config.toml``) plus ``MEWS_BRIDGE_``
+environment variables (``__`` for nesting: ``MEWS_BRIDGE_MEWS__ACCESS_TOKEN``). Environment wins.
+
+Device and service ``options`` stay plain dicts here; each driver validates them with its own model
+when the host builds the instance (:mod:`mews_bridge.plugins`), so errors can name the plugin too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    NoDecode,
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from . import __version__
+from .exceptions import ConfigurationError
+
+DEFAULT_CONFIG_PATH = Path("/etc/mews-bridge/config.toml")
+_toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_path", default=None)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MewsSettings(Strict):
+    platform_url: str = "https://api.mews-demo.com"
+    websocket_url: str = "wss://ws.mews-demo.com"
+    client_token: SecretStr
+    access_token: SecretStr
+    client: str = f"mews-bridge {__version__}"
+    rate_limit: int = Field(200, ge=1, description="Requests Mews allows per access token and window")
+    rate_window_s: float = Field(30.0, gt=0)
+    rate_headroom: float = Field(0.05, ge=0, lt=1, description="Share of the limit kept free as a margin")
+    request_timeout_s: float = Field(30.0, gt=0)
+    max_retry_s: float = Field(60.0, gt=0, description="Longest single wait between retries")
+    ping_interval_s: float = Field(20.0, gt=0)
+    ping_timeout_s: float = Field(20.0, gt=0)
+    sweep_interval_s: float = Field(300.0, gt=0, description="Safety sweep of active commands")
+
+    @field_validator("platform_url", "websocket_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class BridgeSettings(Strict):
+    state_dir: Path = Path("/var/lib/mews-bridge")
+    unknown_devices: Literal["leave", "error"] = Field(
+        "leave",
+        description="Commands for Mews devices no [[devices]] entry serves: leave them for another "
+        "bridge, or end them in Error",
+    )
+    command_max_age_h: float = Field(12.0, gt=0, description="Older commands end as expired")
+    max_parallel_devices: int = Field(8, ge=1)
+    progress_interval_s: float = Field(3.0, ge=0, description="Least time between Progress updates")
+    shutdown_grace_s: float = Field(10.0, ge=0, description="How long running commands may finish")
+
+
+class PluginSettings(Strict):
+    # NoDecode: the environment gives "a, b" rather than JSON.
+    load: Annotated[list[str] | None, NoDecode] = Field(None, description="Only these plugins (default: all)")
+    disable: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("load", "disable", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class DeviceEntry(Strict):
+    name: str = Field(min_length=1)
+    mews_device: str = Field(min_length=1, description="The Mews device Id or its Name")
+    driver: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServiceEntry(Strict):
+    name: str = Field(min_length=1)
+    service: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class _TomlAndEnvironment(BaseSettings):
+    """Environment first, then the TOML file chosen by :func:`load_settings`."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+class Settings(_TomlAndEnvironment):
+    model_config = SettingsConfigDict(
+        env_prefix="MEWS_BRIDGE_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    mews: MewsSettings
+    bridge: BridgeSettings = Field(default_factory=BridgeSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    devices: list[DeviceEntry] = Field(default_factory=list)
+    services: list[ServiceEntry] = Field(default_factory=list)
+
+
+class PluginSelection(_TomlAndEnvironment):
+    """Just the ``[plugins]`` table, for commands that must work before the rest is configured."""
+
+    model_config = SettingsConfigDict(env_prefix="MEWS_BRIDGE_", env_nested_delimiter="__", extra="ignore")
+
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+
+
+def load_settings(path: Path | None = None, *, required: bool = False, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (if it exists) and the environment.
+
+    ``required`` makes a missing file an error (the user named it). Errors raise
+    :class:`ConfigurationError` with one line per problem, each naming the setting's path.
+    """
+    return _load(Settings, path, required, overrides)
+
+
+def load_plugin_selection(path: Path | None = None, *, required: bool = False) -> PluginSettings:
+    return _load(PluginSelection, path, required, {}).plugins
+
+
+def _load(model: type[BaseSettings], path: Path | None, required: bool, overrides: dict[str, Any]) -> Any:
+    path = path or DEFAULT_CONFIG_PATH
+    if not path.exists():
+        if required:
+            raise ConfigurationError(f"{path}: settings file not found")
+        path = None
+    token = _toml_path.set(path)
+    try:
+        return model(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(format_validation_error(exc)) from None
+    except ValueError as exc:  # TOML syntax
+        raise ConfigurationError(f"{path}: {exc}") from None
+    finally:
+        _toml_path.reset(token)
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "", suffix: str = "") -> str:
+    """One line per error: ``devices[1].options.connection: message``."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        path = prefix
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        lines.append(f"{path or '(top level)'}: {error['msg']}{suffix}")
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""Helpers for testing drivers and services without the cloud (importable without pytest).
+
+The hardware-mocks distribution builds its pytest fixtures on these; a vendor can use them directly::
+
+    settings = bridge_settings(sim, tmp_path, devices=[device("Desk printer", "Printer 1", "my_driver", {...})])
+    async with running_bridge(settings, plugins={"my_plugin": my_plugin_module}) as bridge:
+        command_id = sim.add_command(printer_id, {...})
+        final = await wait_for_final_state(sim, command_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from .bridge import Bridge
+from .mews.models import FINAL_STATES
+from .plugins import PluginHost
+from .settings import PluginSettings, Settings
+
+
+class SimulatedMews(Protocol):
+    """What the helpers need of a Mews simulator (``mews_bridge_mocks.mews.MewsSimulator``)."""
+
+    platform_url: str
+    websocket_url: str
+    client_token: str
+    access_token: str
+
+    def command(self, command_id: str) -> dict[str, Any]: ...
+
+
+def device(name: str, mews_device: str, driver: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A ``[[devices]]`` entry."""
+    return {"name": name, "mews_device": mews_device, "driver": driver, "options": dict(options or {})}
+
+
+def service(name: str, service: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A ``[[services]]`` entry."""
+    return {"name": name, "service": service, "options": dict(options or {})}
+
+
+def bridge_settings(
+    sim: SimulatedMews,
+    state_dir: Path,
+    *,
+    devices: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    services: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    mews: Mapping[str, Any] | None = None,
+    bridge: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings for a bridge wired to ``sim``, with quick timings suited to tests."""
+    return Settings(
+        mews={
+            "platform_url": sim.platform_url,
+            "websocket_url": sim.websocket_url,
+            "client_token": sim.client_token,
+            "access_token": sim.access_token,
+            "ping_interval_s": 0.5,
+            "ping_timeout_s": 0.5,
+            "request_timeout_s": 5.0,
+            "max_retry_s": 0.5,
+            **(mews or {}),
+        },
+        bridge={"state_dir": state_dir, "progress_interval_s": 0.0, "shutdown_grace_s": 2.0, **(bridge or {})},
+        devices=list(devices),
+        services=list(services),
+    )
+
+
+def plugin_host(plugins: Mapping[str, object] | None = None, *, entry_points: bool = False) -> PluginHost:
+    """A host with exactly ``plugins`` (name → module or object with hookimpls), plus installed ones if asked."""
+    host = PluginHost(PluginSettings())
+    if entry_points:
+        host.load_entry_points()
+    for name, plugin in (plugins or {}).items():
+        info = host.register_plugin(plugin, name)
+        if info.status != "loaded":
+            raise RuntimeError(f"test plugin {name} did not load: {info.error}")
+    return host
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(
+    settings: Settings,
+    plugins: Mapping[str, object] | None = None,
+    *,
+    entry_points: bool = False,
+    wait_connected: bool = True,
+) -> AsyncIterator[Bridge]:
+    """A started bridge (connected to Mews unless told not to wait), stopped on exit."""
+    bridge = Bridge(
+        settings,
+        plugin_host(plugins, entry_points=entry_points),
+        setup_retry_initial_s=0.05,
+        setup_retry_max_s=0.2,
+        stream_backoff_max_s=0.2,
+    )
+    await bridge.start()
+    try:
+        if wait_connected:
+            assert bridge.stream is not None
+            await asyncio.wait_for(bridge.stream.connected.wait(), 10)
+        yield bridge
+    finally:
+        await bridge.stop()
+
+
+async def wait_for_final_state(sim: SimulatedMews, command_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Wait until the simulator holds a final state for the command, and return the command."""
+    return await wait_for(
+        lambda: (c := sim.command(command_id))["State"] in FINAL_STATES and c, timeout_s, f"command {command_id} final"
+    )
+
+
+async def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``predicate()`` until it returns something truthy; fail after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
