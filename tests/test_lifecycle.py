@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pydantic import BaseModel, SecretStr
-
 from mews_bridge import DeviceConfigError, DeviceDriver, DeviceNotReady, InstanceContext
 from mews_bridge.lifecycle import InstanceState, ManagedInstance
+from pydantic import BaseModel, SecretStr
 
 
 class Options(BaseModel):
@@ -53,7 +52,9 @@ def managed(name, tmp_path, **options) -> ManagedInstance:
         logger=logging.getLogger(name),
         _enterprise=None,
     )
-    return ManagedInstance("device", FlakyDriver, Options(**options), ctx, retry_initial_s=0.01, retry_max_s=0.02)
+    return ManagedInstance(
+        "device", FlakyDriver, Options(**options), ctx, retry_initial_s=0.01, retry_max_s=0.02
+    )
 
 
 async def test_a_device_that_is_not_ready_is_retried_quietly_and_then_loads(tmp_path, caplog):

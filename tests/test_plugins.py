@@ -9,11 +9,10 @@ import sys
 import textwrap
 
 import pytest
-
 from mews_bridge.plugins import PluginHost
 from mews_bridge.settings import PluginSettings
 
-GOOD = '''
+GOOD = """
 from pydantic import BaseModel
 import mews_bridge
 
@@ -30,15 +29,15 @@ class GoodDriver(mews_bridge.DeviceDriver):
 @mews_bridge.hookimpl
 def register_drivers(register):
     register(GoodDriver)
-'''
+"""
 BROKEN_IMPORT = "import does_not_exist_anywhere\n"
-BROKEN_REGISTER = '''
+BROKEN_REGISTER = """
 import mews_bridge
 
 @mews_bridge.hookimpl
 def register_drivers(register):
     register(object)
-'''
+"""
 CLASHING = GOOD.replace("GoodDriver", "OtherDriver")
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from mews_bridge.exceptions import ConfigurationError
 from mews_bridge.settings import load_settings
 

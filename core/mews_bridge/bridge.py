@@ -73,7 +73,9 @@ def plan_instances(settings: Settings, host: PluginHost) -> list[PlannedInstance
             cls = registered.get(wanted)
             if cls is None:
                 installed = ", ".join(sorted(registered)) or "none"
-                errors.append(f"{path}.{field}: no {field} called {wanted!r} is installed (installed: {installed})")
+                errors.append(
+                    f"{path}.{field}: no {field} called {wanted!r} is installed (installed: {installed})"
+                )
                 continue
             try:
                 options = cls.Options.model_validate(entry.options)
@@ -81,7 +83,9 @@ def plan_instances(settings: Settings, host: PluginHost) -> list[PlannedInstance
                 plugin = f" ({field} {wanted} {cls.plugin_version})"
                 errors.append(format_validation_error(exc, prefix=f"{path}.options", suffix=plugin))
                 continue
-            planned.append(PlannedInstance("device" if section == "devices" else "service", entry, cls, options))
+            planned.append(
+                PlannedInstance("device" if section == "devices" else "service", entry, cls, options)
+            )
     if errors:
         raise ConfigurationError("\n".join(errors))
     return planned
@@ -132,7 +136,11 @@ class Bridge:
                 self.pipeline.add_device(managed, plan.entry.mews_device)
         for managed in self.instances:
             log.info(
-                "Starting %s %r (%s %s)", managed.kind, managed.name, managed.cls.name, managed.cls.plugin_version
+                "Starting %s %r (%s %s)",
+                managed.kind,
+                managed.name,
+                managed.cls.name,
+                managed.cls.plugin_version,
             )
             managed.start()
         self.pipeline.start()

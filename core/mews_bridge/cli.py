@@ -86,7 +86,9 @@ class BridgeGroup(click.Group):
     envvar="MEWS_BRIDGE_CONFIG",
     help=f"Settings file (default {DEFAULT_CONFIG_PATH}).",
 )
-@click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
 @click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]))
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, log_level: str, log_format: str) -> None:
@@ -113,8 +115,12 @@ async def _run_bridge(bridge: Bridge) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, bridge.stopped.set)
     await bridge.start()
-    log.info("mews-bridge %s running with %d device(s) and %d service(s)", __version__,
-             len(bridge.settings.devices), len(bridge.settings.services))
+    log.info(
+        "mews-bridge %s running with %d device(s) and %d service(s)",
+        __version__,
+        len(bridge.settings.devices),
+        len(bridge.settings.services),
+    )
     await bridge.stopped.wait()
     log.info("Shutting down")
     fatal = bridge.fatal
@@ -125,7 +131,9 @@ async def _run_bridge(bridge: Bridge) -> int:
 
 
 @main.command()
-@click.option("--online", is_flag=True, help="Also reach Mews and compare its devices with the configured ones.")
+@click.option(
+    "--online", is_flag=True, help="Also reach Mews and compare its devices with the configured ones."
+)
 @click.pass_obj
 def check(state: CliState, online: bool) -> None:
     """Validate settings and plugins; show what each configured device is bound to."""
@@ -157,7 +165,9 @@ def check(state: CliState, online: bool) -> None:
         configured = {e.mews_device.casefold() for e in settings.devices}
         for device in mews_devices:
             if device["Id"].casefold() not in configured and device["Name"].casefold() not in configured:
-                click.echo(f"Mews device {device['Name']!r} ({device['Type']}, Id {device['Id']}): not configured here")
+                click.echo(
+                    f"Mews device {device['Name']!r} ({device['Type']}, Id {device['Id']}): not configured here"
+                )
     click.echo("Settings are valid." if not failed else "Settings are valid, but some plugins did not load.")
     if failed:
         sys.exit(1)

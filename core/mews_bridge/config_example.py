@@ -56,12 +56,30 @@ def example_config(host: PluginHost) -> str:
     out += ['client_token = "..."', 'access_token = "..."']
     out += _fields(MewsSettings, skip=("platform_url", "websocket_url", "client_token", "access_token"))
     out += ["", "[bridge]", *_fields(BridgeSettings)]
-    out += ["", "[plugins]", "# load = [\"escpos_printer\"]    # only these (default: all installed)", "# disable = []"]
+    out += [
+        "",
+        "[plugins]",
+        '# load = ["escpos_printer"]    # only these (default: all installed)',
+        "# disable = []",
+    ]
     for name, cls in sorted(host.drivers.items()):
         out += ["", f"# --- driver {name} ({cls.plugin_version}): Mews {cls.device_type} devices"]
-        out += ["[[devices]]", f'name = "My {cls.device_type.lower()}"', f'mews_device = "{cls.device_type} 1"    # the Mews device Id or its Name', f'driver = "{name}"', "[devices.options]"]
+        out += [
+            "[[devices]]",
+            f'name = "My {cls.device_type.lower()}"',
+            f'mews_device = "{cls.device_type} 1"    # the Mews device Id or its Name',
+            f'driver = "{name}"',
+            "[devices.options]",
+        ]
         out += _fields(cls.Options)
     for name, cls in sorted(host.services.items()):
-        out += ["", f"# --- service {name} ({cls.plugin_version})", "[[services]]", f'name = "{name}"', f'service = "{name}"', "[services.options]"]
+        out += [
+            "",
+            f"# --- service {name} ({cls.plugin_version})",
+            "[[services]]",
+            f'name = "{name}"',
+            f'service = "{name}"',
+            "[services.options]",
+        ]
         out += _fields(cls.Options)
     return "\n".join(out) + "\n"

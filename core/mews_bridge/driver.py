@@ -146,10 +146,10 @@ class Instance(ABC, Generic[OptionsT]):
         self.ctx = ctx
         self.options = options
 
-    async def setup(self) -> None:  # noqa: B027 - optional hook
+    async def setup(self) -> None:
         """Open the transport and check the device or peer."""
 
-    async def unload(self) -> None:  # noqa: B027 - optional hook
+    async def unload(self) -> None:
         """Close what :meth:`setup` opened."""
 
     async def diagnostics(self) -> dict[str, Any]:

@@ -27,7 +27,9 @@ class EventBus:
     def subscribe(self, event_type: str, handler: Handler) -> Callable[[], None]:
         """Call ``handler(event)`` for each event of ``event_type``; returns an unsubscribe function."""
         self._handlers[event_type].append(handler)
-        return lambda: self._handlers[event_type].remove(handler) if handler in self._handlers[event_type] else None
+        return lambda: (
+            self._handlers[event_type].remove(handler) if handler in self._handlers[event_type] else None
+        )
 
     def has_subscribers(self, event_type: str) -> bool:
         return bool(self._handlers.get(event_type))

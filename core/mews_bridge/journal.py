@@ -187,7 +187,9 @@ class KeyValueStore:
     async def get(self, key: str, default: Any = None) -> Any:
         row = (
             await self._journal._run(
-                self._journal._exec, "SELECT value FROM kv WHERE namespace = ? AND key = ?", (self.namespace, key)
+                self._journal._exec,
+                "SELECT value FROM kv WHERE namespace = ? AND key = ?",
+                (self.namespace, key),
             )
         ).fetchone()
         return json.loads(row["value"]) if row else default

@@ -53,7 +53,9 @@ class _MewsWork:
 @dataclass(eq=False)
 class _LocalWork:
     data: dict[str, Any]
-    result: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    result: asyncio.Future[str | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class DeviceSlot:
@@ -104,7 +106,7 @@ class CommandPipeline(LocalDevices):
         self.slots: list[DeviceSlot] = []
         self._by_key: dict[str, DeviceSlot] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._to_fetch: set[str] = set()
+        self._to_fetch: dict[str, None] = {}  # insertion-ordered: the order events came in
         self._fetch_wanted = asyncio.Event()
         self._unacknowledged: dict[str, tuple[str, str | None]] = {}
         self._ack_wanted = asyncio.Event()
@@ -153,7 +155,7 @@ class CommandPipeline(LocalDevices):
         if state == "Cancelled":
             self._cancel(command_id)
         elif state in ("Pending", "Received") and command_id not in self._seen:
-            self._to_fetch.add(command_id)
+            self._to_fetch[command_id] = None
             self._fetch_wanted.set()
 
     async def catch_up(self) -> None:
@@ -178,7 +180,9 @@ class CommandPipeline(LocalDevices):
                 log.warning("Command %s is no longer known to Mews; closing it in the journal", record.id)
                 await self.journal.mark_acknowledged(record.id, record.final_state or "Unknown")
             elif command.state in FINAL_STATES:
-                await self.journal.mark_acknowledged(record.id, None if record.phase == "finished" else command.state)
+                await self.journal.mark_acknowledged(
+                    record.id, None if record.phase == "finished" else command.state
+                )
             elif record.phase == "finished":
                 self._remember(record.id)
                 await self._acknowledge(record.id, record.final_state or "Error", record.notes)
@@ -189,10 +193,17 @@ class CommandPipeline(LocalDevices):
         await self.offer(pending, resumed={r.id for r in records}, interrupted=interrupted)
 
     async def offer(
-        self, commands: Iterable[DeviceCommand], *, resumed: set[str] = frozenset(), interrupted: set[str] = frozenset()
+        self,
+        commands: Iterable[DeviceCommand],
+        *,
+        resumed: set[str] = frozenset(),
+        interrupted: set[str] = frozenset(),
     ) -> None:
-        """Journal and queue commands; ``resumed`` ids are already in the journal from the last run."""
-        for command in commands:
+        """Journal and queue commands, oldest first; ``resumed`` ids are in the journal from the last run.
+
+        The sort is stable, so commands created in the same second keep the order given.
+        """
+        for command in sorted(commands, key=lambda c: c.created_utc):
             if not self._accepting:
                 return
             if command.state == "Cancelled":
@@ -215,7 +226,9 @@ class CommandPipeline(LocalDevices):
                 await self._finish(
                     command.id, "Error", f"No device called {command.device.name!r} is set up on this bridge."
                 )
-            elif (age := datetime.now(UTC) - command.created_utc).total_seconds() > self.settings.command_max_age_h * 3600:
+            elif (
+                age := datetime.now(UTC) - command.created_utc
+            ).total_seconds() > self.settings.command_max_age_h * 3600:
                 hours = age.total_seconds() / 3600
                 await self._finish(
                     command.id,
@@ -227,7 +240,11 @@ class CommandPipeline(LocalDevices):
                 slot.queue.put_nowait(_MewsWork(command, interrupted=command.id in interrupted))
 
     def _route(self, device: Device) -> DeviceSlot | None:
-        return self._by_key.get(device.id) or self._by_key.get(device.name) or self._by_key.get(device.name.casefold())
+        return (
+            self._by_key.get(device.id)
+            or self._by_key.get(device.name)
+            or self._by_key.get(device.name.casefold())
+        )
 
     def _leave(self, command: DeviceCommand) -> None:
         if command.device.id not in self._left_devices:
@@ -262,14 +279,20 @@ class CommandPipeline(LocalDevices):
             self._fetch_wanted.clear()
             ids = list(self._to_fetch)
             self._to_fetch.clear()
+            arrival = {command_id: index for index, command_id in enumerate(ids)}
             try:
                 commands = await self.mews.get_commands_by_ids(ids)
             except MewsAuthError as exc:
                 self.on_fatal(exc)
                 return
             except MewsError as exc:
-                log.warning("Could not read %d new command(s) from Mews (%s); the next sweep takes them", len(ids), exc)
+                log.warning(
+                    "Could not read %d new command(s) from Mews (%s); the next sweep takes them",
+                    len(ids),
+                    exc,
+                )
                 continue
+            commands.sort(key=lambda c: arrival.get(c.id, 0))
             await self.offer(commands)
 
     # -- running -----------------------------------------------------------------------------------
@@ -301,7 +324,9 @@ class CommandPipeline(LocalDevices):
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(part) for part in first["loc"]) or "Data"
             more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-            raise CommandRejected(f"The command's data is not valid: {where}: {first['msg']}{more}.") from None
+            raise CommandRejected(
+                f"The command's data is not valid: {where}: {first['msg']}{more}."
+            ) from None
 
     async def _run_command(self, slot: DeviceSlot, item: _MewsWork) -> None:
         command = item.command
@@ -325,7 +350,9 @@ class CommandPipeline(LocalDevices):
             state, notes = "Error", exc.notes
         except TimeoutError:
             state = "Error"
-            notes = f"{slot.name} did not finish within {slot.driver_cls.command_timeout_s:g} s. Please check it."
+            notes = (
+                f"{slot.name} did not finish within {slot.driver_cls.command_timeout_s:g} s. Please check it."
+            )
         except asyncio.CancelledError:
             if not item.cancelled or (asyncio.current_task() and asyncio.current_task().cancelling()):
                 raise
@@ -361,7 +388,11 @@ class CommandPipeline(LocalDevices):
             driver = await self._ready_driver(slot)
             device = Device(id="local", name=slot.name, type=slot.driver_cls.device_type)
             command = DeviceCommand(
-                id=f"local-{uuid.uuid4()}", state="Processing", created_utc=datetime.now(UTC), device=device, data=item.data
+                id=f"local-{uuid.uuid4()}",
+                state="Processing",
+                created_utc=datetime.now(UTC),
+                device=device,
+                data=item.data,
             )
             job = CommandJob(command, data, _ignore_progress)
             slot.run_task = asyncio.create_task(driver.execute(job), name=f"{slot.name}: local job")
@@ -371,7 +402,9 @@ class CommandPipeline(LocalDevices):
             item.result.set_exception(exc)
         except Exception as exc:
             log.error("%s crashed on a local job", slot.name, exc_info=exc)
-            item.result.set_exception(CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__})."))
+            item.result.set_exception(
+                CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__}).")
+            )
 
     async def run(self, device_name: str, data: dict[str, Any]) -> str | None:
         slot = next((s for s in self.slots if s.name == device_name), None)
@@ -422,7 +455,8 @@ class CommandPipeline(LocalDevices):
     def status(self) -> dict[str, Any]:
         return {
             "devices": {
-                slot.name: {"queued": slot.queue.qsize(), "busy": slot.current is not None} for slot in self.slots
+                slot.name: {"queued": slot.queue.qsize(), "busy": slot.current is not None}
+                for slot in self.slots
             },
             "waiting_for_mews": len(self._unacknowledged),
         }

@@ -133,7 +133,11 @@ class PluginHost:
                 raise ValueError(f"{kind.lower()} name {name!r} is already registered by {owner}")
             if not (isinstance(cls.Options, type) and issubclass(cls.Options, BaseModel)):
                 raise TypeError(f"{cls.__qualname__}.Options is not a pydantic model")
-            if base is DeviceDriver and cls.command_data is None and cls.device_type not in COMMAND_DATA_MODELS:
+            if (
+                base is DeviceDriver
+                and cls.command_data is None
+                and cls.device_type not in COMMAND_DATA_MODELS
+            ):
                 raise TypeError(
                     f"{cls.__qualname__} serves device type {cls.device_type!r}, which the core does not "
                     "know: set command_data to a model of its Data"

@@ -60,9 +60,7 @@ def is_secret_key(key: object) -> bool:
 
 
 def _secret_values(data: Any, secret_key: bool = False) -> Iterable[str | SecretStr]:
-    if isinstance(data, SecretStr):
-        yield data
-    elif isinstance(data, str) and secret_key:
+    if isinstance(data, SecretStr) or (isinstance(data, str) and secret_key):
         yield data
     elif isinstance(data, Mapping):
         for key, value in data.items():
@@ -80,10 +78,7 @@ def redact_data(data: Any, extra_keys: Iterable[str] = ()) -> Any:
 
     def walk(value: Any, hide: bool) -> Any:
         if isinstance(value, Mapping):
-            return {
-                k: walk(v, hide or is_secret_key(k) or str(k).lower() in extra)
-                for k, v in value.items()
-            }
+            return {k: walk(v, hide or is_secret_key(k) or str(k).lower() in extra) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [walk(item, hide) for item in value]
         if isinstance(value, SecretStr) or (hide and value is not None):

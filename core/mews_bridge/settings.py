@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
-    NoDecode,
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -112,7 +112,10 @@ class _TomlAndEnvironment(BaseSettings):
 
 class Settings(_TomlAndEnvironment):
     model_config = SettingsConfigDict(
-        env_prefix="MEWS_BRIDGE_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+        env_prefix="MEWS_BRIDGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        nested_model_default_partial_update=True,
     )
 
     mews: MewsSettings

@@ -33,7 +33,9 @@ class SimulatedMews(Protocol):
     def command(self, command_id: str) -> dict[str, Any]: ...
 
 
-def device(name: str, mews_device: str, driver: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def device(
+    name: str, mews_device: str, driver: str, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """A ``[[devices]]`` entry."""
     return {"name": name, "mews_device": mews_device, "driver": driver, "options": dict(options or {})}
 
@@ -65,7 +67,12 @@ def bridge_settings(
             "max_retry_s": 0.5,
             **(mews or {}),
         },
-        bridge={"state_dir": state_dir, "progress_interval_s": 0.0, "shutdown_grace_s": 2.0, **(bridge or {})},
+        bridge={
+            "state_dir": state_dir,
+            "progress_interval_s": 0.0,
+            "shutdown_grace_s": 2.0,
+            **(bridge or {}),
+        },
         devices=list(devices),
         services=list(services),
     )
@@ -109,10 +116,14 @@ async def running_bridge(
         await bridge.stop()
 
 
-async def wait_for_final_state(sim: SimulatedMews, command_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+async def wait_for_final_state(
+    sim: SimulatedMews, command_id: str, timeout_s: float = 10.0
+) -> dict[str, Any]:
     """Wait until the simulator holds a final state for the command, and return the command."""
     return await wait_for(
-        lambda: (c := sim.command(command_id))["State"] in FINAL_STATES and c, timeout_s, f"command {command_id} final"
+        lambda: (c := sim.command(command_id))["State"] in FINAL_STATES and c,
+        timeout_s,
+        f"command {command_id} final",
     )
 
 

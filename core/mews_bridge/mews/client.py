@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from ..settings import MewsSettings
 from .enterprise import Enterprise
@@ -113,7 +119,11 @@ class MewsClient:
     # -- transport ---------------------------------------------------------------------------------
 
     async def call(
-        self, operation: str, parameters: Mapping[str, Any] | None = None, *, retry_budget_s: float | None = None
+        self,
+        operation: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        retry_budget_s: float | None = None,
     ) -> dict[str, Any]:
         """POST ``operation`` (``commands/getAllActive``) with the envelope and return the JSON result."""
         body = {
@@ -152,7 +162,9 @@ class MewsClient:
             try:
                 return response.json()
             except ValueError:
-                raise _Retryable(operation, "the answer was not JSON", response.status_code, request_id) from None
+                raise _Retryable(
+                    operation, "the answer was not JSON", response.status_code, request_id
+                ) from None
         message = _error_message(response)
         log.warning(
             "Mews %s failed: HTTP %s %s (Request-Id %s)", operation, response.status_code, message, request_id
@@ -193,7 +205,10 @@ class MewsClient:
     ) -> list[M]:
         found: list[M] = []
         for chunk in _chunks(list(dict.fromkeys(ids))):
-            found += [model.model_validate(x) for x in await self.pages(operation, {id_field: chunk, **parameters}, key)]
+            found += [
+                model.model_validate(x)
+                for x in await self.pages(operation, {id_field: chunk, **parameters}, key)
+            ]
         return found
 
     # -- device commands ---------------------------------------------------------------------------
@@ -251,7 +266,9 @@ class MewsClient:
     async def get_resources(self, resource_ids: Sequence[str] | None = None) -> list[Resource]:
         extent = {"Extent": {"Resources": True, "Inactive": False}}
         if resource_ids is not None:
-            return await self._by_ids("resources/getAll", "ResourceIds", resource_ids, "Resources", Resource, **extent)
+            return await self._by_ids(
+                "resources/getAll", "ResourceIds", resource_ids, "Resources", Resource, **extent
+            )
         return [Resource.model_validate(r) for r in await self.pages("resources/getAll", extent, "Resources")]
 
     async def get_tax_environments(self) -> list[TaxEnvironment]:
@@ -287,11 +304,15 @@ class MewsClient:
             return await self._by_ids(
                 operation, "ReservationIds", reservation_ids, "Reservations", Reservation, **parameters
             )
-        return [Reservation.model_validate(r) for r in await self.pages(operation, parameters, "Reservations")]
+        return [
+            Reservation.model_validate(r) for r in await self.pages(operation, parameters, "Reservations")
+        ]
 
     async def get_customers(self, customer_ids: Sequence[str]) -> list[Customer]:
         extent = {"Extent": {"Customers": True, "Addresses": False}}
-        return await self._by_ids("customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent)
+        return await self._by_ids(
+            "customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent
+        )
 
     async def add_order(self, order: NewOrder) -> str:
         """Post an order (a call charge) and return its id."""
@@ -321,7 +342,11 @@ def _error_message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:200] or response.reason_phrase
-    return str(body.get("Message") or response.reason_phrase) if isinstance(body, dict) else response.reason_phrase
+    return (
+        str(body.get("Message") or response.reason_phrase)
+        if isinstance(body, dict)
+        else response.reason_phrase
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -22,7 +22,10 @@ def parse_duration(text: str) -> timedelta:
     parts = {k: float(v) for k, v in match.groupdict().items() if v}
     days = parts.get("years", 0) * 366 + parts.get("months", 0) * 31 + parts.get("days", 0)
     return timedelta(
-        days=days, hours=parts.get("hours", 0), minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0)
+        days=days,
+        hours=parts.get("hours", 0),
+        minutes=parts.get("minutes", 0),
+        seconds=parts.get("seconds", 0),
     )
 
 
@@ -43,7 +46,9 @@ class Enterprise:
         enterprise = configuration["Enterprise"]
         currencies = enterprise.get("Currencies") or []
         default = next((c["Currency"] for c in currencies if c.get("IsDefault")), None)
-        history = enterprise.get("AccountingEditableHistoryInterval") or enterprise.get("EditableHistoryInterval")
+        history = enterprise.get("AccountingEditableHistoryInterval") or enterprise.get(
+            "EditableHistoryInterval"
+        )
         return cls(
             id=enterprise["Id"],
             name=enterprise.get("Name", ""),

@@ -6,7 +6,9 @@ from __future__ import annotations
 class MewsError(Exception):
     """Any failed Connector API call. ``message`` is Mews' own text where it sent one."""
 
-    def __init__(self, operation: str, message: str, status: int | None = None, request_id: str | None = None):
+    def __init__(
+        self, operation: str, message: str, status: int | None = None, request_id: str | None = None
+    ):
         super().__init__(f"{operation}: {message}" + (f" (HTTP {status})" if status else ""))
         self.operation = operation
         self.message = message

@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_pascal
 
 DeviceType = Literal["Printer", "PaymentTerminal", "KeyCutter", "FiscalMachine", "PassportScanner"]
-DEVICE_TYPES: tuple[str, ...] = ("Printer", "PaymentTerminal", "KeyCutter", "FiscalMachine", "PassportScanner")
+DEVICE_TYPES: tuple[str, ...] = (
+    "Printer",
+    "PaymentTerminal",
+    "KeyCutter",
+    "FiscalMachine",
+    "PassportScanner",
+)
 
 CommandState = Literal["Pending", "Received", "Processing", "Processed", "Cancelled", "Error"]
 FINAL_STATES: frozenset[str] = frozenset({"Processed", "Cancelled", "Error"})
@@ -251,7 +257,9 @@ class TaxRate(MewsModel):
     code: str
     taxation_code: str
     strategy: dict[str, Any] | None = None
-    validity_intervals_utc: list[dict[str, Any]] | None = Field(None, alias="ValidityInvervalsUtc")  # sic, Mews
+    validity_intervals_utc: list[dict[str, Any]] | None = Field(
+        None, alias="ValidityInvervalsUtc"
+    )  # sic, Mews
 
     @property
     def relative_value(self) -> Decimal | None:

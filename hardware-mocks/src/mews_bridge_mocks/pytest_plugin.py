@@ -1,0 +1,49 @@
+"""pytest fixtures for testing mews-bridge drivers and services without the cloud or the hardware.
+
+Installed with ``mews-bridge-hardware-mocks`` (a ``pytest11`` entry point), so any project's tests can
+use them without importing anything:
+
+* ``verify_cleanup``: fails a test that leaves tasks, threads or sockets behind (use it autouse in your
+  ``conftest.py``);
+* ``mews_simulator``: a running Mews Connector API + WebSocket simulator on loopback;
+* ``printer_simulator``, ``encoder_simulator``, ``ami_simulator``: the device simulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from .leaks import Snapshot
+
+pytest_plugins = [
+    "mews_bridge_mocks.mews.fixtures",
+    "mews_bridge_mocks.keycutter.fixtures",
+]
+
+
+@pytest.fixture
+def verify_cleanup() -> Iterator[None]:
+    """Fail the test if it leaves threads, sockets or ptys open, or tasks pending."""
+    before = Snapshot.take()
+    yield
+    leaks = before.leaks_since()
+    if leaks:
+        pytest.fail("test left behind: " + ", ".join(leaks), pytrace=False)
+
+
+@pytest.fixture
+async def verify_no_lingering_tasks() -> None:
+    """Fail an async test whose tasks outlive it (request it first so it is torn down last)."""
+    yield
+    await asyncio.sleep(0)
+    current = asyncio.current_task()
+    lingering = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in lingering:
+        task.cancel()
+    if lingering:
+        pytest.fail(
+            "tasks still running after the test: " + ", ".join(t.get_name() for t in lingering), pytrace=False
+        )

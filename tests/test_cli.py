@@ -1,0 +1,114 @@
+"""The command line as an installer uses it: a settings file, a subprocess, its output and exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+import pytest
+
+CONFIG = """
+[mews]
+platform_url = "{platform}"
+websocket_url = "{websocket}"
+client_token = "{client_token}"
+access_token = "{access_token}"
+
+[bridge]
+state_dir = "{state}"
+
+[[devices]]
+name = "Reception printer"
+mews_device = "Reception printer"
+driver = "{driver}"
+[devices.options]
+{options}
+"""
+
+
+async def mews_bridge(*args, env=None):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mews_bridge",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def write_config(tmp_path, mews_simulator):
+    def write(driver="escpos_printer", options='connection = "tcp://127.0.0.1:9"', access_token=None):
+        path = tmp_path / "config.toml"
+        path.write_text(
+            CONFIG.format(
+                platform=mews_simulator.platform_url,
+                websocket=mews_simulator.websocket_url,
+                client_token=mews_simulator.client_token,
+                access_token=access_token or mews_simulator.access_token,
+                state=tmp_path / "state",
+                driver=driver,
+                options=options,
+            )
+        )
+        return str(path)
+
+    return write
+
+
+async def test_check_names_an_unknown_driver_and_lists_the_installed_ones(write_config):
+    code, _, err = await mews_bridge("--config", write_config(driver="epson_magic"), "check")
+    assert code == 1
+    assert "devices[0].driver: no driver called 'epson_magic' is installed" in err
+    assert "escpos_printer" in err and "serial_keycutter" in err
+
+
+async def test_check_names_the_path_and_plugin_of_a_bad_option(write_config):
+    code, _, err = await mews_bridge("--config", write_config(options="paper_width_mm = 1"), "check")
+    assert code == 1
+    assert "devices[0].options.connection" in err or "devices[0].options.paper_width_mm" in err
+    assert "(driver escpos_printer 0.1.0)" in err
+
+
+async def test_check_online_compares_configured_devices_with_mews(write_config, mews_simulator):
+    mews_simulator.add_device("Reception printer", "Printer")
+    mews_simulator.add_device("Spa printer", "Printer")
+    code, out, err = await mews_bridge("--config", write_config(), "check", "--online")
+    assert code == 0, err
+    assert "device 'Reception printer': escpos_printer 0.1.0 <- Mews device 'Reception printer'  found (Printer" in out
+    assert "Mews device 'Spa printer' (Printer" in out and "not configured here" in out
+
+
+async def test_run_stops_with_a_clear_message_when_mews_refuses_the_tokens(write_config):
+    code, _, err = await mews_bridge("--config", write_config(access_token="WRONG-TOKEN-1234"), "run")
+    assert code == 78
+    assert "Mews refused the tokens" in err
+    assert "WRONG-TOKEN-1234" not in err
+
+
+async def test_config_example_covers_every_installed_plugin():
+    code, listing, _ = await mews_bridge("plugins", "--json")
+    assert code == 0
+    plugins = json.loads(listing)
+    code, out, _ = await mews_bridge("config", "example")
+    assert code == 0
+    drivers = [name for plugin in plugins for name in plugin["drivers"]]
+    services = [name for plugin in plugins for name in plugin["services"]]
+    assert "serial_keycutter" in drivers
+    for driver in drivers:
+        assert f'driver = "{driver}"' in out
+    for name in services:
+        assert f'service = "{name}"' in out
+    # options of a plugin appear with their descriptions
+    assert "# port = " in out or "port = " in out
+
+
+async def test_version():
+    code, out, _ = await mews_bridge("--version")
+    assert code == 0 and "mews-bridge, version 0.1.0" in out
