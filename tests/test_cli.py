@@ -20,12 +20,15 @@ access_token = "{access_token}"
 state_dir = "{state}"
 
 [[devices]]
-name = "Reception printer"
-mews_device = "Reception printer"
+name = "Reception encoder"
+mews_device = "Reception encoder"
 driver = "{driver}"
 [devices.options]
 {options}
 """
+
+
+ENCODER = 'port = "socket://127.0.0.1:9"\ndialect = "salto"\nencoder = "Encoder1"'
 
 
 async def mews_bridge(*args, env=None):
@@ -44,7 +47,7 @@ async def mews_bridge(*args, env=None):
 
 @pytest.fixture
 def write_config(tmp_path, mews_simulator):
-    def write(driver="escpos_printer", options='connection = "tcp://127.0.0.1:9"', access_token=None):
+    def write(driver="serial_keycutter", options=ENCODER, access_token=None):
         path = tmp_path / "config.toml"
         path.write_text(
             CONFIG.format(
@@ -66,22 +69,23 @@ async def test_check_names_an_unknown_driver_and_lists_the_installed_ones(write_
     code, _, err = await mews_bridge("--config", write_config(driver="epson_magic"), "check")
     assert code == 1
     assert "devices[0].driver: no driver called 'epson_magic' is installed" in err
-    assert "escpos_printer" in err and "serial_keycutter" in err
+    assert "(installed: " in err and "serial_keycutter" in err
 
 
 async def test_check_names_the_path_and_plugin_of_a_bad_option(write_config):
-    code, _, err = await mews_bridge("--config", write_config(options="paper_width_mm = 1"), "check")
+    options = ENCODER.replace("salto", "acme") + "\ncolour = 1"
+    code, _, err = await mews_bridge("--config", write_config(options=options), "check")
     assert code == 1
-    assert "devices[0].options.connection" in err or "devices[0].options.paper_width_mm" in err
-    assert "(driver escpos_printer 0.1.0)" in err
+    assert "devices[0].options.dialect: " in err
+    assert "devices[0].options.colour: Extra inputs are not permitted (driver serial_keycutter 0.1.0)" in err
 
 
 async def test_check_online_compares_configured_devices_with_mews(write_config, mews_simulator):
-    mews_simulator.add_device("Reception printer", "Printer")
+    mews_simulator.add_device("Reception encoder", "KeyCutter")
     mews_simulator.add_device("Spa printer", "Printer")
     code, out, err = await mews_bridge("--config", write_config(), "check", "--online")
     assert code == 0, err
-    assert "device 'Reception printer': escpos_printer 0.1.0 <- Mews device 'Reception printer'  found (Printer" in out
+    assert "device 'Reception encoder': serial_keycutter 0.1.0 <- Mews device 'Reception encoder'  found (KeyCutter" in out
     assert "Mews device 'Spa printer' (Printer" in out and "not configured here" in out
 
 

@@ -40,8 +40,13 @@ class PlannedInstance:
     options: BaseModel
 
 
-def slug(name: str) -> str:
+def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "instance"
+
+
+def instance_state_dir(state_dir: Path, name: str) -> Path:
+    """Where a configured device or service keeps its own files (also for plugins' CLI commands)."""
+    return state_dir / "instances" / _slug(name)
 
 
 def plan_instances(settings: Settings, host: PluginHost) -> list[PlannedInstance]:
@@ -157,12 +162,12 @@ class Bridge:
         key = f"{plan.kind}:{plan.entry.name}"
         ctx = InstanceContext(
             name=plan.entry.name,
-            state_dir=self.state_dir / "instances" / slug(plan.entry.name),
+            state_dir=instance_state_dir(self.state_dir, plan.entry.name),
             mews=self.mews,
             events=self.events,
             store=self.journal.store(key),
             devices=self.pipeline,
-            logger=logging.getLogger(f"mews_bridge.{plan.kind}.{slug(plan.entry.name)}"),
+            logger=logging.getLogger(f"mews_bridge.{plan.kind}.{_slug(plan.entry.name)}"),
             _enterprise=self.mews.enterprise,
         )
         redactor.add_from(plan.options)

@@ -1,0 +1,158 @@
+"""``mews-bridge fiscal``: export, offline verification and the daily closing on demand.
+
+``export`` and ``z-report`` find the device's state directory from the bridge settings (``--device``
+when several fiscal machines are configured) or take ``--state-dir``; ``verify`` needs only the
+export file. Run them as the bridge's user: they open the same journal and keys.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from .journal import Entry
+    from .register import FiscalRegister
+
+DRIVER = "fiscal_virtual"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _state_dir(device: str | None, state_dir: Path | None) -> Path:
+    if state_dir is not None:
+        return state_dir
+    from mews_bridge.cli import CliState
+
+    state = click.get_current_context().find_object(CliState)
+    if state is None:
+        raise click.UsageError("No bridge settings are loaded: give --state-dir.")
+    settings = state.settings
+    machines = [d for d in settings.devices if d.driver == DRIVER]
+    if device is not None:
+        chosen = next((d for d in machines if d.name == device), None)
+        if chosen is None:
+            names = ", ".join(d.name for d in machines) or "none"
+            raise click.UsageError(f"No {DRIVER} device called {device!r} (configured: {names}).")
+    elif len(machines) == 1:
+        chosen = machines[0]
+    else:
+        raise click.UsageError(
+            f"{len(machines)} {DRIVER} devices are configured: choose one with --device, or give --state-dir."
+        )
+    from mews_bridge.bridge import instance_state_dir
+
+    return instance_state_dir(settings.bridge.state_dir, chosen.name)
+
+
+def _open(device: str | None, state_dir: Path | None) -> FiscalRegister:
+    from .register import FiscalRegister, RegisterError
+
+    try:
+        return FiscalRegister.open(_state_dir(device, state_dir))
+    except RegisterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+_device = click.option("--device", help=f"Name of the configured {DRIVER} device (from the bridge settings).")
+_state = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The device's state directory (instead of the bridge settings).",
+)
+
+
+@click.group("fiscal")
+def fiscal() -> None:
+    """The virtual fiscal machine's journal: export, verify, daily closing."""
+
+
+@fiscal.command("export")
+@_device
+@_state
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ZIP to write (default: here).",
+)
+def export_command(device: str | None, state_dir: Path | None, output: Path | None) -> None:
+    """Write the whole journal as a signed ZIP (with the RKSV DEP and crypto container)."""
+    from .export import default_export_name, write_export
+
+    register = _open(device, state_dir)
+    try:
+        now = _now()
+        summary = write_export(
+            register, output or Path(default_export_name(register.config.register_id, now)), now
+        )
+        click.echo(
+            f"Wrote {summary.path}: {summary.entries} records, {summary.receipts} receipts, "
+            f"last seq {summary.last_seq}."
+        )
+        if register.config.profile == "rksv":
+            click.echo("It holds the AES turnover key (for the BMF Prüftool): keep it confidential.")
+    finally:
+        register.close()
+
+
+@fiscal.command("verify")
+@click.argument("export", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def verify_command(export: Path) -> None:
+    """Check an export offline; exit 1 naming the first broken record."""
+    from .verify import VerificationError, verify_export
+
+    try:
+        report = verify_export(export)
+    except VerificationError as exc:
+        raise click.ClickException(f"{export} is NOT intact: {exc}") from None
+    click.echo(
+        f"{export} is intact: register {report.register_id} ({report.profile}), {report.entries} records, "
+        f"{report.receipts} receipts, {report.closings} closings. "
+        f"Signing key fingerprint {report.key_fingerprint}: compare it with the registered one."
+    )
+
+
+@fiscal.command("z-report")
+@_device
+@_state
+def z_report_command(device: str | None, state_dir: Path | None) -> None:
+    """Close the day now: a signed Z closing of everything since the last one."""
+    register = _open(device, state_dir)
+    try:
+        written = register.close_day(_now())
+        if not written:
+            z = register.status()["last_z"]
+            click.echo("Nothing to close: no records since " + (f"Z #{z}." if z else "the start."))
+        for entry in written:
+            click.echo(describe_closing(entry, register))
+    finally:
+        register.close()
+
+
+def describe_closing(entry: Entry, register: FiscalRegister) -> str:
+    """A closing in a few lines, for the terminal."""
+    from .money import format_minor
+
+    closing, currency = entry.payload["closing"], entry.payload["currency"]
+    sep = register.profile.decimal_separator
+
+    def amount(minor: int) -> str:
+        return format_minor(minor, currency, sep)
+
+    number = f" {entry.receipt_number}" if entry.receipt_number else ""
+    lines = [f"{closing['type']} #{closing['number']} for {closing['period']} (seq {entry.seq}{number})"]
+    counts = ", ".join(f"{n} {kind}" for kind, n in closing["counts"].items())
+    lines.append(f"  records: {counts or 'none'}")
+    for bucket, t in closing["totals"].items():
+        lines.append(f"  {bucket}: {amount(t['gross'])} (net {amount(t['net'])}, tax {amount(t['tax'])})")
+    total = sum(t["gross"] for t in closing["totals"].values())
+    lines.append(f"  total: {amount(total)} {currency}")
+    for method, paid in closing["payments"].items():
+        lines.append(f"  {method}: {amount(paid)}")
+    return "\n".join(lines)

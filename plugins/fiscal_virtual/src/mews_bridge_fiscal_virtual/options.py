@@ -1,0 +1,76 @@
+"""The ``[[devices]] options`` of a ``fiscal_virtual`` device."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .profiles import PROFILES
+
+
+class FiscalOptions(BaseModel):
+    """Options of a virtual fiscal machine.
+
+    ``register_id``, ``profile``, ``currency``, ``timezone``, ``day_cutoff``, ``key_id`` and ``zda``
+    are written into the journal's start entry and cannot change afterwards.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: Literal["rksv", "generic"]
+    register_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:/-]{0,63}$")
+    """The register (RKSV Kassen-ID): letters, digits, ``. : / -``; never ``_`` (the RKSV separator)."""
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    """ISO code; default: the property's currency. RKSV is EUR only."""
+    timezone: str | None = None
+    """IANA zone of the property (``Europe/Vienna``); default: the property's zone in Mews."""
+    tax_map: dict[str, str] = Field(min_length=1)
+    """Mews tax rate code (``"AT-2020-20%"``), rate in percent (``"20"``) or ``"none"`` → bucket.
+    RKSV buckets: ``Normal`` (20 %), ``Erm1`` (10 %), ``Erm2`` (13 %), ``Null`` (0 %), ``Besonders``
+    (19 %, 4.9 %). Generic: any short name, such as the Polish VAT letters ``A``-``G``."""
+    receipt_printer: str | None = None
+    """Name of a configured printer device that prints each receipt with its QR code."""
+    key_id: str | None = Field(None, pattern=r"^[^_\s]{1,64}$")
+    """RKSV field 11, required for ``rksv``: certificate serial, or for a closed system (``AT0``)
+    ``U:<UID>-<key>`` (``U:ATU12345678-K1``), ``S:<tax number>-…`` or ``G:<GLN>-…``."""
+    zda: str = Field("AT0", pattern=r"^AT\d{1,3}$")
+    """RKSV trust service code: ``AT0`` for a closed system (the default)."""
+    day_cutoff: time = time(0, 0)
+    """When the business day ends in property time (``"04:00"``); the daily closing runs then."""
+    training: bool = False
+    """Record every bill as a training receipt (RKSV ``TRA``), outside the turnover counter."""
+    fiscalise_invoices: bool = True
+    """False: an ``Invoice`` bill (unpaid, no cash turnover) gets a null receipt instead of a sale."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {value!r} (use an IANA name such as Europe/Vienna)"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _profile_rules(self) -> FiscalOptions:
+        profile = PROFILES[self.profile]
+        try:
+            self.tax_map = {key: profile.normalize_bucket(bucket) for key, bucket in self.tax_map.items()}
+        except ValueError as exc:
+            raise ValueError(f"tax_map: {exc}") from None
+        if self.profile == "rksv":
+            if self.currency not in (None, "EUR"):
+                raise ValueError("the rksv profile records EUR only")
+            if self.key_id is None:
+                raise ValueError("the rksv profile needs key_id (RKSV field 11, such as U:ATU12345678-K1)")
+        return self
+
+    @property
+    def cutoff_text(self) -> str:
+        return self.day_cutoff.strftime("%H:%M")
