@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import mews_bridge
 from mews_bridge import CommandFailed, CommandJob, CommandRejected, DeviceDriver, DeviceNotReady, Service
-from pydantic import BaseModel
 
 
 class Script(BaseModel):

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from mews_bridge.testing import (
     bridge_settings,
     device,

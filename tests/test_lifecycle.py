@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pydantic import BaseModel, SecretStr
+
 from mews_bridge import DeviceConfigError, DeviceDriver, DeviceNotReady, InstanceContext
 from mews_bridge.lifecycle import InstanceState, ManagedInstance
-from pydantic import BaseModel, SecretStr
 
 
 class Options(BaseModel):

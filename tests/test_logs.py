@@ -5,6 +5,7 @@ import json
 import logging
 
 import pytest
+
 from mews_bridge.logs import configure_logging
 from mews_bridge.redaction import redactor
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+
 from mews_bridge.plugins import PluginHost
 from mews_bridge.settings import PluginSettings
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from mews_bridge.testing import wait_for, wait_for_final_state
 
 CONFIG = """

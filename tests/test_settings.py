@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mews_bridge.exceptions import ConfigurationError
 from mews_bridge.settings import load_settings
 

@@ -29,7 +29,7 @@ def _toml_value(value: Any) -> str:
 
 
 def _describe(name: str, field: FieldInfo) -> list[str]:
-    lines = [f"# {field.description}"] if field.description else []
+    lines = [f"# {line}".rstrip() for line in (field.description or "").splitlines()]
     if field.is_required():
         example = (field.examples or ["..."])[0]
         lines.append(f"{name} = {_toml_value(example)}    # required")

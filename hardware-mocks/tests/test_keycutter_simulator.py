@@ -8,6 +8,7 @@ from datetime import datetime
 
 import pytest
 import serial
+
 from mews_bridge_mocks.keycutter import EncoderSimulator
 from mews_bridge_serial_keycutter.codec import ACK, ENQ, NAK, Frame, FrameScanner, build_frame, frame_intact
 from mews_bridge_serial_keycutter.dialects import KeyMode, KeyRequest, get_dialect

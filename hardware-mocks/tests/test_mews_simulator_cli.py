@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+
 from mews_bridge_mocks.cli import main
 from mews_bridge_mocks.mews import MewsSimulator
 from mews_bridge_mocks.mews.cli import run_console_command

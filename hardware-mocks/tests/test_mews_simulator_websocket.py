@@ -7,9 +7,10 @@ import json
 
 import httpx
 import pytest
-from mews_bridge_mocks.mews import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN, MewsSimulator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
+
+from mews_bridge_mocks.mews import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN, MewsSimulator
 
 ENVELOPE = {"ClientToken": DEMO_CLIENT_TOKEN, "AccessToken": DEMO_ACCESS_TOKEN, "Client": "tests 1.0"}
 COOKIE = f"ClientToken={DEMO_CLIENT_TOKEN}; AccessToken={DEMO_ACCESS_TOKEN}"

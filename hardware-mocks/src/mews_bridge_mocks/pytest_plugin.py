@@ -21,6 +21,7 @@ from .leaks import Snapshot
 pytest_plugins = [
     "mews_bridge_mocks.mews.fixtures",
     "mews_bridge_mocks.keycutter.fixtures",
+    "mews_bridge_mocks.escpos.fixtures",
 ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from mews_bridge import CommandFailed, CommandJob, InstanceContext, LocalDevices
 from mews_bridge.mews.models import DeviceCommand
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from mews_bridge_fiscal_virtual.closing import business_day, next_day_change
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.profiles.base import b64url_decode

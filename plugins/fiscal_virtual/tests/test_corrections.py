@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mews_bridge import CommandRejected
 from mews_bridge_fiscal_virtual.export import write_export
 from mews_bridge_fiscal_virtual.profiles.base import b64url_decode

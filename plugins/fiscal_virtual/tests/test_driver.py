@@ -10,11 +10,12 @@ import stat
 import threading
 
 import pytest
+from pydantic import ValidationError
+
 from mews_bridge import CommandFailed, CommandRejected, DeviceConfigError, DeviceNotReady
 from mews_bridge_fiscal_virtual.journal import JOURNAL_FILE
 from mews_bridge_fiscal_virtual.keys import AES_KEY_FILE, SIGNING_KEY_FILE
 from mews_bridge_fiscal_virtual.options import FiscalOptions
-from pydantic import ValidationError
 
 NOTES = re.compile(r"^Receipt AT-REG1-(\d+) · code [A-Za-z0-9_-]{11}$")
 

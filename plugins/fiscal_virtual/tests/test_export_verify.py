@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
+
 from mews_bridge.bridge import instance_state_dir
 from mews_bridge_fiscal_virtual.cli import fiscal
 from mews_bridge_fiscal_virtual.export import write_export

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from mews_bridge_fiscal_virtual.keys import KeyMaterial, load_public_key
 from mews_bridge_fiscal_virtual.money import BucketTotals
 from mews_bridge_fiscal_virtual.profiles.base import (

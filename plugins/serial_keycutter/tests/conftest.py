@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
+
 from mews_bridge import CommandJob, InstanceContext
 from mews_bridge.mews.models import Device, DeviceCommand, KeyCutterData
 from mews_bridge_mocks.keycutter.fixtures import encoder_simulator  # noqa: F401 - fixture

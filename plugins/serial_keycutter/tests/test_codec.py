@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+
 from mews_bridge_serial_keycutter.codec import (
     ACK,
     ENQ,

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from mews_bridge import CommandFailed, CommandRejected, DeviceConfigError, DeviceNotReady
 from mews_bridge_mocks.keycutter import EncoderSimulator
 from mews_bridge_serial_keycutter.codec import parse_frame

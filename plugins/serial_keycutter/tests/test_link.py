@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime
 
 import pytest
+
 from mews_bridge_mocks.keycutter import EncoderSimulator
 from mews_bridge_serial_keycutter.codec import ACK, Frame, FrameScanner, build_frame
 from mews_bridge_serial_keycutter.dialects import KeyMode, KeyRequest, get_dialect

@@ -8,9 +8,11 @@ import sys
 import textwrap
 from importlib.metadata import entry_points
 
-import mews_bridge_serial_keycutter
 import pluggy
 import pytest
+from pydantic import ValidationError
+
+import mews_bridge_serial_keycutter
 from mews_bridge import CommandRejected, hookspecs
 from mews_bridge.mews.models import KeyCutterData
 from mews_bridge_mocks.keycutter import EncoderSimulator
@@ -18,7 +20,6 @@ from mews_bridge_serial_keycutter import IndustryStandardDialect, KeyRequest, re
 from mews_bridge_serial_keycutter.codec import parse_frame
 from mews_bridge_serial_keycutter.driver import SerialKeycutterDriver
 from mews_bridge_serial_keycutter.options import KeycutterOptions
-from pydantic import ValidationError
 
 
 def test_hook_registers_the_driver():

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 import click
+
 from mews_bridge_serial_keycutter.dialects import dialect_names
 
 from .simulator import EncodedCard, EncoderSimulator

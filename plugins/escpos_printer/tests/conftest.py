@@ -1,0 +1,107 @@
+"""Drivers built with a minimal InstanceContext and run against the printer simulator over TCP."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from mews_bridge import CommandJob, InstanceContext
+from mews_bridge.mews.models import DeviceCommand, PrinterData
+from mews_bridge_escpos_printer.driver import EscposPrinterDriver
+from mews_bridge_escpos_printer.options import Options
+from mews_bridge_mocks.escpos.fixtures import printer_simulator  # noqa: F401 - a fixture, used by name
+from mews_bridge_mocks.escpos.samples import registration_card_pdf
+
+PRINTER_NAME = "Reception printer"
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(verify_cleanup, verify_no_lingering_tasks):
+    """Every test fails if it leaves tasks, threads, sockets or ptys behind."""
+
+
+@pytest.fixture(scope="session")
+def sample_pdf() -> bytes:
+    return registration_card_pdf(pages=3)
+
+
+@pytest_asyncio.fixture
+async def make_driver(tmp_path) -> AsyncIterator[Callable[..., Awaitable[EscposPrinterDriver]]]:
+    """``await make_driver(url, **options)``: a driver after a successful ``setup()``."""
+    drivers: list[EscposPrinterDriver] = []
+
+    async def factory(connection: str, *, setup: bool = True, **options: Any) -> EscposPrinterDriver:
+        context = InstanceContext(
+            name=PRINTER_NAME,
+            state_dir=tmp_path / "state",
+            mews=None,  # type: ignore[arg-type]
+            events=None,  # type: ignore[arg-type]
+            store=None,  # type: ignore[arg-type]
+            devices=None,  # type: ignore[arg-type]
+            logger=logging.getLogger("test.escpos_printer"),
+            _enterprise=None,  # type: ignore[arg-type]
+        )
+        driver = EscposPrinterDriver(context, Options(connection=connection, **options))
+        if setup:
+            await driver.setup()
+        drivers.append(driver)
+        return driver
+
+    yield factory
+    for driver in drivers:
+        await driver.unload()
+
+
+class Progress:
+    """Collects reported progress; ``on(fraction, callback)`` runs an async callback once it is reached."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self._hooks: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+
+    def on(self, fraction: float, callback: Callable[[], Awaitable[None]]) -> None:
+        self._hooks.append((fraction, callback))
+
+    async def __call__(self, fraction: float) -> None:
+        self.values.append(fraction)
+        for reached, callback in list(self._hooks):
+            if fraction >= reached:
+                self._hooks.remove((reached, callback))
+                await callback()
+
+
+@pytest.fixture
+def printer_job() -> Callable[..., CommandJob[PrinterData]]:
+    """``printer_job(raw_bytes, file_type, copies=1, progress=None, interrupted=False)``."""
+
+    def build(
+        raw: bytes | str,
+        file_type: str = "application/pdf",
+        *,
+        copies: int = 1,
+        progress: Progress | None = None,
+        interrupted: bool = False,
+    ) -> CommandJob[PrinterData]:
+        file_data = raw if isinstance(raw, str) else base64.b64encode(raw).decode()
+        data = PrinterData(copy_count=copies, file_type=file_type, file_data=file_data)
+        command = DeviceCommand(
+            id="cmd-1",
+            state="Processing",
+            created_utc=datetime.now(UTC),
+            device={"id": "dev-1", "name": PRINTER_NAME, "type": "Printer"},
+            data=data.to_mews(),
+        )
+        return CommandJob(command, data, progress or Progress(), interrupted=interrupted)
+
+    return build
+
+
+@pytest.fixture
+def progress() -> Progress:
+    return Progress()
