@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from mews_bridge import CommandFailed, CommandJob, CommandRejected, DeviceDriver
 
 class Script(BaseModel):
     sleep_s: float = 0.0
+    block_s: float = 0.0
     first_run_sleep_s: float = 0.0
     progress: list[float] = []
     fail: str | None = None
@@ -80,6 +82,7 @@ class _Scripted(DeviceDriver[ScriptedOptions]):
         except asyncio.CancelledError:
             self._log(f"cancelled {job.id}")
             raise
+        time.sleep(script.block_s)  # a careless driver doing blocking I/O on the loop
         if script.crash:
             raise ZeroDivisionError("driver bug")
         if script.reject:

@@ -247,3 +247,16 @@ async def test_one_device_can_hand_work_to_another(mews_simulator, devices, sett
         with pytest.raises(Exception, match="Paper out on Desk printer"):
             await bridge.pipeline.run("Desk printer", scripted.printer_data(fail="Paper out"))
     assert not mews_simulator.calls_to("commands/update")
+
+
+async def test_a_driver_that_blocks_the_event_loop_is_named_in_the_log(
+    mews_simulator, devices, settings, scripted, caplog
+):
+    async with running_bridge(settings(), {"scripted": scripted}) as bridge:
+        command_id = mews_simulator.add_command(devices["printer"], scripted.printer_data(block_s=0.9))
+        assert (await wait_for_final_state(mews_simulator, command_id))["State"] == "Processed"
+        await wait_for(lambda: bridge.watchdog.incidents, what="the watchdog to report")
+    blocked = [r.getMessage() for r in caplog.records if "event loop was blocked" in r.getMessage()]
+    assert len(blocked) == 1
+    assert "by plugin scripted (" in blocked[0]
+    assert "scripted_plugin.py" in blocked[0] and "in _perform" in blocked[0]

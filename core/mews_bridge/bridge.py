@@ -24,6 +24,7 @@ from .pipeline import CommandPipeline
 from .plugins import PluginHost
 from .redaction import redactor
 from .settings import DeviceEntry, ServiceEntry, Settings, format_validation_error
+from .watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
@@ -122,6 +123,7 @@ class Bridge:
         self.pipeline: CommandPipeline | None = None
         self.events = EventBus()
         self.stream: EventStream | None = None
+        self.watchdog = LoopWatchdog(host)
         self._tasks: list[asyncio.Task[None]] = []
         redactor.add_from(settings)
 
@@ -153,6 +155,7 @@ class Bridge:
             self.settings.mews, self._on_events, self._on_connect, backoff_max_s=self.stream_backoff_max_s
         )
         self._tasks = [
+            asyncio.create_task(self.watchdog.run(), name="loop watchdog"),
             asyncio.create_task(self._recover_then_stream(), name="mews stream"),
             asyncio.create_task(self._sweep(), name="sweep"),
         ]

@@ -22,6 +22,7 @@ pytest_plugins = [
     "mews_bridge_mocks.mews.fixtures",
     "mews_bridge_mocks.keycutter.fixtures",
     "mews_bridge_mocks.escpos.fixtures",
+    "mews_bridge_mocks.ami.fixtures",
 ]
 
 
