@@ -82,7 +82,7 @@ class _Scripted(DeviceDriver[ScriptedOptions]):
         except asyncio.CancelledError:
             self._log(f"cancelled {job.id}")
             raise
-        time.sleep(script.block_s)  # a careless driver doing blocking I/O on the loop
+        time.sleep(script.block_s)  # noqa: ASYNC251 - a careless driver blocking the loop, on purpose
         if script.crash:
             raise ZeroDivisionError("driver bug")
         if script.reject:
