@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -90,7 +91,7 @@ def log_file(tmp_path):
 
 
 @pytest.fixture
-def bridge_process(mews_simulator, tmp_path, log_file):
+async def bridge_process(mews_simulator, tmp_path, log_file):
     site = tmp_path / "site"
     install_scripted_plugin(site)
     config = tmp_path / "config.toml"
@@ -104,7 +105,10 @@ def bridge_process(mews_simulator, tmp_path, log_file):
             log=log_file,
         )
     )
-    return BridgeProcess(config, site)
+    bridge = BridgeProcess(config, site)
+    yield bridge
+    if bridge.process is not None and bridge.process.returncode is None:  # the test failed midway
+        await bridge.stop(signal.SIGKILL)
 
 
 def runs(log_file, command_id):
@@ -161,4 +165,24 @@ async def test_a_result_mews_never_got_is_delivered_after_a_restart_without_runn
     assert final["State"] == "Processed"
     assert final["Notes"] == "1 key for room 101"
     assert runs(log_file, command_id) == ["start", "done"]
+    assert await bridge_process.stop(signal.SIGTERM) == 0
+
+
+async def test_sigusr1_writes_diagnostics_without_secrets(mews_simulator, bridge_process, tmp_path):
+    mews_simulator.add_device("Desk printer", "Printer")
+    await bridge_process.start()
+    await wait_for(lambda: mews_simulator.calls_to("commands/getAllActive"), 20, "the bridge to catch up")
+    await asyncio.sleep(0.2)
+    target = tmp_path / "state" / "diagnostics.json"
+    bridge_process.process.send_signal(signal.SIGUSR1)
+    await wait_for(target.exists, 10, "the diagnostics file")
+    await asyncio.sleep(0.1)
+    text = target.read_text()
+    diagnostics = json.loads(text)
+    assert diagnostics["connected"] is True
+    states = {i["name"]: i["state"] for i in diagnostics["instances"]}
+    assert states == {"Desk printer": "loaded", "Key encoder": "loaded"}
+    assert {p["name"]: p["version"] for p in diagnostics["plugins"]}["scripted"] == "1.0"
+    assert mews_simulator.access_token not in text and mews_simulator.client_token not in text
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
     assert await bridge_process.stop(signal.SIGTERM) == 0

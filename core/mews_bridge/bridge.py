@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
@@ -28,6 +31,7 @@ from .watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
+DIAGNOSTICS_FILE = "diagnostics.json"
 _JOURNAL_RETENTION = timedelta(days=90)
 
 
@@ -39,6 +43,12 @@ class PlannedInstance:
     entry: DeviceEntry | ServiceEntry
     cls: type[Instance[Any]]
     options: BaseModel
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def _slug(name: str) -> str:
@@ -257,11 +267,23 @@ class Bridge:
         self.stopped.set()
 
     async def diagnostics(self) -> dict[str, Any]:
+        """Every instance's state and diagnostics (secrets masked), the queues, the connection."""
         return {
+            "version": __version__,
+            "plugins": [info.as_dict() for info in self.host.plugins.values()],
             "instances": [await managed.diagnostics() for managed in self.instances],
             "pipeline": self.pipeline.status() if self.pipeline else None,
             "connected": bool(self.stream and self.stream.connected.is_set()),
+            "loop_blocked_incidents": self.watchdog.incidents,
         }
+
+    async def write_diagnostics(self) -> Path:
+        """Write :meth:`diagnostics` to ``state_dir/diagnostics.json`` (owner-only); on SIGUSR1."""
+        text = json.dumps(await self.diagnostics(), indent=2, default=str)
+        path = self.state_dir / DIAGNOSTICS_FILE
+        await asyncio.to_thread(_write_private, path, redactor.redact(text))
+        log.info("Diagnostics written to %s", path)
+        return path
 
     async def __aenter__(self) -> Bridge:
         await self.start()

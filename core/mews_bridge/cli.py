@@ -114,6 +114,14 @@ async def _run_bridge(bridge: Bridge) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, bridge.stopped.set)
+    dumps: set[asyncio.Task[None]] = set()
+
+    def dump_diagnostics() -> None:
+        task = loop.create_task(bridge.write_diagnostics())
+        dumps.add(task)
+        task.add_done_callback(dumps.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, dump_diagnostics)
     await bridge.start()
     log.info(
         "mews-bridge %s running with %d device(s) and %d service(s)",

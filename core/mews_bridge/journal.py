@@ -159,12 +159,6 @@ class Journal:
             (_now(), final_state, _now(), command_id),
         )
 
-    async def recent(self, limit: int = 50) -> list[CommandRecord]:
-        rows = (
-            await self._run(self._exec, "SELECT * FROM commands ORDER BY received_at DESC LIMIT ?", (limit,))
-        ).fetchall()
-        return [CommandRecord(**dict(row)) for row in rows]
-
     async def prune(self, older_than: timedelta) -> int:
         """Forget acknowledged commands older than ``older_than`` so the file stays small."""
         cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")

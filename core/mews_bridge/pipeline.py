@@ -302,10 +302,11 @@ class CommandPipeline(LocalDevices):
             item = await slot.queue.get()
             slot.current = item
             try:
-                async with self._parallel:
-                    if isinstance(item, _LocalWork):
-                        await self._run_local(slot, item)
-                    else:
+                if isinstance(item, _LocalWork):
+                    # On behalf of a command that holds a permit: waiting for another could deadlock.
+                    await self._run_local(slot, item)
+                else:
+                    async with self._parallel:
                         await self._run_command(slot, item)
             finally:
                 slot.current, slot.run_task = None, None
@@ -383,6 +384,8 @@ class CommandPipeline(LocalDevices):
         await progress.report(0.0, force=True)
 
     async def _run_local(self, slot: DeviceSlot, item: _LocalWork) -> None:
+        if item.result.done():
+            return  # the caller stopped waiting (cancelled, timed out) before the job's turn came
         try:
             data = self._validate(slot, item.data)
             driver = await self._ready_driver(slot)
@@ -397,14 +400,14 @@ class CommandPipeline(LocalDevices):
             job = CommandJob(command, data, _ignore_progress)
             slot.run_task = asyncio.create_task(driver.execute(job), name=f"{slot.name}: local job")
             async with asyncio.timeout(driver.command_timeout_s):
-                item.result.set_result(await slot.run_task)
+                notes = await slot.run_task
         except CommandError as exc:
-            item.result.set_exception(exc)
+            _settle(item.result, exc)
         except Exception as exc:
             log.error("%s crashed on a local job", slot.name, exc_info=exc)
-            item.result.set_exception(
-                CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__}).")
-            )
+            _settle(item.result, CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__})."))
+        else:
+            _settle(item.result, notes)
 
     async def run(self, device_name: str, data: dict[str, Any]) -> str | None:
         slot = next((s for s in self.slots if s.name == device_name), None)
@@ -497,3 +500,13 @@ class _ProgressReporter:
 
 async def _ignore_progress(fraction: float) -> None:
     return None
+
+
+def _settle(result: asyncio.Future[str | None], outcome: str | CommandError | None) -> None:
+    """Hand a local job's outcome to its caller, unless the caller stopped waiting while it ran."""
+    if result.done():
+        return
+    if isinstance(outcome, CommandError):
+        result.set_exception(outcome)
+    else:
+        result.set_result(outcome)

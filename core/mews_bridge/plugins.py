@@ -171,7 +171,3 @@ class PluginHost:
     def _fail(self, info: PluginInfo, message: str, exc: BaseException) -> None:
         info.status, info.error = "failed", message
         log.error("Plugin %s skipped: %s", info.name, message, exc_info=exc)
-
-    def describe_driver(self, name: str) -> str:
-        cls = self.drivers.get(name) or self.services.get(name)
-        return f"{name} {cls.plugin_version}" if cls else name

@@ -41,11 +41,6 @@ class SlidingWindowLimiter:
         """Send nothing for ``seconds`` (Mews answered 429)."""
         self._hold_until = max(self._hold_until, time.monotonic() + seconds)
 
-    @property
-    def in_window(self) -> int:
-        now = time.monotonic()
-        return sum(1 for sent in self._sent if sent > now - self.window_s)
-
 
 # Per event loop, because asyncio primitives belong to one loop; the bridge runs a single loop.
 _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SlidingWindowLimiter]] = (
