@@ -85,7 +85,10 @@ async def test_check_online_compares_configured_devices_with_mews(write_config, 
     mews_simulator.add_device("Spa printer", "Printer")
     code, out, err = await mews_bridge("--config", write_config(), "check", "--online")
     assert code == 0, err
-    assert "device 'Reception encoder': serial_keycutter 0.1.0 <- Mews device 'Reception encoder'  found (KeyCutter" in out
+    assert (
+        "device 'Reception encoder': serial_keycutter 0.1.0 <- Mews device 'Reception encoder'  found (KeyCutter"
+        in out
+    )
     assert "Mews device 'Spa printer' (Printer" in out and "not configured here" in out
 
 

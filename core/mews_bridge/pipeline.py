@@ -466,36 +466,62 @@ class CommandPipeline(LocalDevices):
 
 
 class _ProgressReporter:
-    """Sends ``Processing`` with ``Progress`` at most every ``interval_s``, one request at a time, no retries."""
+    """Sends ``Processing`` with the latest ``Progress``, at most every ``interval_s``, one request at a time.
+
+    A report that comes while an update is in flight or too soon is not lost: the newest value is sent
+    as soon as it may be. Updates have no retries, so they never hold up the work.
+    """
 
     def __init__(self, pipeline: CommandPipeline, command_id: str, interval_s: float) -> None:
         self._pipeline = pipeline
         self._command_id = command_id
         self._interval_s = interval_s
         self._last = float("-inf")
+        self._latest: float | None = None
         self._sending: asyncio.Task[None] | None = None
+        self._in_request = False
         self.sent = False
 
     async def report(self, fraction: float, *, force: bool = False) -> None:
-        now = time.monotonic()
-        busy = self._sending is not None and not self._sending.done()
-        if busy or (not force and now - self._last < self._interval_s) or (force and self.sent):
-            return
-        self._last, self.sent = now, True
-        self._sending = asyncio.create_task(self._send(fraction))
+        """Queue ``fraction``; ``force`` sends one update now unless one was sent already (the Processing mark)."""
+        if force:
+            if self.sent or self._latest is not None:
+                return
+            self._last = float("-inf")
+        self._latest = fraction
+        if self._sending is None or self._sending.done():
+            self._sending = asyncio.create_task(self._send_latest())
 
-    async def _send(self, fraction: float) -> None:
-        with contextlib.suppress(MewsError):
-            await self._pipeline.mews.call(
-                "commands/update",
-                {"CommandId": self._command_id, "State": "Processing", "Progress": round(fraction, 3)},
-                retry_budget_s=0,
-            )
+    async def _send_latest(self) -> None:
+        while self._latest is not None:
+            wait = self._last + self._interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            fraction, self._latest = self._latest, None
+            self._last, self.sent, self._in_request = time.monotonic(), True, True
+            try:
+                with contextlib.suppress(MewsError):
+                    await self._pipeline.mews.call(
+                        "commands/update",
+                        {
+                            "CommandId": self._command_id,
+                            "State": "Processing",
+                            "Progress": round(fraction, 3),
+                        },
+                        retry_budget_s=0,
+                    )
+            finally:
+                self._in_request = False
 
     async def settle(self) -> None:
-        """Let an update in flight land first, so Mews never sees Processing after the final state."""
-        if self._sending is not None:
-            await asyncio.gather(self._sending, return_exceptions=True)
+        """Drop what is still waiting and let an update in flight land, so Mews never sees Processing
+        after the final state."""
+        self._latest = None
+        if self._sending is None:
+            return
+        if not self._in_request:
+            self._sending.cancel()
+        await asyncio.gather(self._sending, return_exceptions=True)
 
 
 async def _ignore_progress(fraction: float) -> None:

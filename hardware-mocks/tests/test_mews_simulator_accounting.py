@@ -307,6 +307,25 @@ async def test_bill_items_and_payments_by_bill_id(api, sim):
     assert [payment["Amount"]["GrossValue"] for payment in payments] == [-122.0]
 
 
+async def test_a_fiscal_command_carries_the_bill_as_bills_get_all_returns_it(api, sim):
+    fiscal_machine = sim.add_device("Fiscal machine", "FiscalMachine", identifier="fiscal-1")
+    guest, _ = in_house_guest(sim)
+    bill_id = sim.add_bill(guest, items=[LineItem("Night", gross=110)], payments=[BillPayment(110)])
+    open_bill = sim.add_bill(guest, state="Open")
+
+    command_id = sim.add_fiscal_command(fiscal_machine, bill_id)
+    with pytest.raises(ValueError, match="still open"):
+        sim.add_fiscal_command(fiscal_machine, open_bill)
+
+    [command] = (await call(api, "commands/getAllByIds", CommandIds=[command_id])).json()["Commands"]
+    [bill] = (await call(api, "bills/getAll", BillIds=[bill_id], Limitation=PAGE)).json()["Bills"]
+    assert (command["State"], command["Device"]["Type"]) == ("Pending", "FiscalMachine")
+    assert command["Data"]["FiscalMachineId"] == "fiscal-1"
+    assert command["Data"]["Bill"] == bill
+    assert bill["OrderItems"] == bill["PaymentItems"] == []  # deprecated: the items come by bill id
+    assert [c["Id"] for c in (await call(api, "commands/getAllActive")).json()["Commands"]] == [command_id]
+
+
 async def test_open_items_of_an_account(api, sim):
     guest, _ = in_house_guest(sim)
     await call(api, "orders/add", **charge(sim, guest))

@@ -1,4 +1,5 @@
-"""Drivers built with a minimal InstanceContext and run against the printer simulator over TCP."""
+"""Drivers built with a minimal InstanceContext and run against the printer simulator over TCP, and
+what it takes to compare the receipts the simulator cuts with the pages the driver rasterises."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from PIL import Image, ImageChops
 
 from mews_bridge import CommandJob, InstanceContext
 from mews_bridge.mews.models import DeviceCommand, PrinterData
 from mews_bridge_escpos_printer.driver import EscposPrinterDriver
 from mews_bridge_escpos_printer.options import Options
+from mews_bridge_escpos_printer.raster import RasterSettings, open_document
+from mews_bridge_mocks.escpos import Receipt
 from mews_bridge_mocks.escpos.fixtures import printer_simulator  # noqa: F401 - a fixture, used by name
 from mews_bridge_mocks.escpos.samples import registration_card_pdf
 
@@ -29,6 +33,47 @@ def _no_leaks(verify_cleanup, verify_no_lingering_tasks):
 @pytest.fixture(scope="session")
 def sample_pdf() -> bytes:
     return registration_card_pdf(pages=3)
+
+
+class Raster:
+    """Pages rasterised as the driver does at 576 dots, and receipts as the simulator saved them.
+
+    A fixture, as test modules cannot import conftest (``--import-mode=importlib``).
+    """
+
+    @staticmethod
+    def expected_pages(raw: bytes, file_type: str = "application/pdf", **settings: Any) -> list[Image.Image]:
+        document = open_document(raw, file_type, RasterSettings(dots=576, **settings))
+        try:
+            return [
+                page for index in range(document.page_count) if (page := document.page(index)) is not None
+            ]
+        finally:
+            document.close()
+
+    @staticmethod
+    def stacked(pages: list[Image.Image]) -> Image.Image:
+        sheet = Image.new("1", (pages[0].width, sum(page.height for page in pages)), 1)
+        top = 0
+        for page in pages:
+            sheet.paste(page, (0, top))
+            top += page.height
+        return sheet
+
+    @staticmethod
+    def identical(a: Image.Image, b: Image.Image) -> bool:
+        return a.size == b.size and ImageChops.difference(a.convert("L"), b.convert("L")).getbbox() is None
+
+    @staticmethod
+    def printed_images(receipt: Receipt) -> Image.Image:
+        """The receipt's PNG cropped to its images (the pages follow one another without a gap)."""
+        (box,) = receipt.image_boxes
+        return receipt.image().crop(box)
+
+
+@pytest.fixture
+def raster() -> type[Raster]:
+    return Raster
 
 
 @pytest_asyncio.fixture

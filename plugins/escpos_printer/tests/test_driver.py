@@ -12,35 +12,8 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw
 
 from mews_bridge import CommandFailed, CommandRejected, DeviceNotReady
-from mews_bridge_escpos_printer.raster import RasterSettings, open_document
 
 NAME = "Reception printer"
-
-
-def expected_pages(raw: bytes, file_type: str = "application/pdf", **settings) -> list[Image.Image]:
-    document = open_document(raw, file_type, RasterSettings(dots=576, **settings))
-    try:
-        return [page for index in range(document.page_count) if (page := document.page(index)) is not None]
-    finally:
-        document.close()
-
-
-def stacked(pages: list[Image.Image]) -> Image.Image:
-    sheet = Image.new("1", (pages[0].width, sum(page.height for page in pages)), 1)
-    top = 0
-    for page in pages:
-        sheet.paste(page, (0, top))
-        top += page.height
-    return sheet
-
-
-def identical(a: Image.Image, b: Image.Image) -> bool:
-    return a.size == b.size and ImageChops.difference(a.convert("L"), b.convert("L")).getbbox() is None
-
-
-def printed_images(receipt) -> Image.Image:
-    (box,) = receipt.image_boxes  # the pages follow one another without a gap
-    return receipt.image().crop(box)
 
 
 def ink(image: Image.Image) -> Image.Image:
@@ -55,7 +28,7 @@ def ink_overlap(a: Image.Image, b: Image.Image) -> float:
 
 
 async def test_multi_page_pdf_prints_as_rasterised_with_copies_and_cuts(
-    printer_simulator, make_driver, printer_job, progress, sample_pdf
+    printer_simulator, make_driver, printer_job, progress, sample_pdf, raster
 ):
     driver = await make_driver(printer_simulator.url, profile="TM-T20II")
 
@@ -63,17 +36,17 @@ async def test_multi_page_pdf_prints_as_rasterised_with_copies_and_cuts(
 
     assert notes is None
     assert progress.values == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])
-    expected = stacked(expected_pages(sample_pdf))
+    expected = raster.stacked(raster.expected_pages(sample_pdf))
     assert [receipt.cut for receipt in printer_simulator.receipts] == ["full", "full"]
     for receipt in printer_simulator.receipts:
-        assert identical(printed_images(receipt), expected)
+        assert raster.identical(raster.printed_images(receipt), expected)
         assert sum(line.startswith("GS V") for line in receipt.commands) == 1
     diagnostics = await driver.diagnostics()
     assert (diagnostics["jobs_printed"], diagnostics["pages_printed"]) == (1, 6)
 
 
 async def test_untrimmed_page_has_the_ink_of_a_plain_pdfium_render(
-    printer_simulator, make_driver, printer_job, sample_pdf
+    printer_simulator, make_driver, printer_job, sample_pdf, raster
 ):
     driver = await make_driver(printer_simulator.url, trim_margins=False, cut="partial")
 
@@ -84,7 +57,7 @@ async def test_untrimmed_page_has_the_ink_of_a_plain_pdfium_render(
     pdf = pdfium.PdfDocument(sample_pdf)
     page = pdf[0]
     reference = page.render(scale=576 / page.get_size()[0], grayscale=True).to_pil()
-    first_page = printed_images(receipt).crop((0, 0, 576, reference.height))
+    first_page = raster.printed_images(receipt).crop((0, 0, 576, reference.height))
     assert ink_overlap(first_page, reference) > 0.7
     # The same measure tells a misplaced page apart.
     assert ink_overlap(ImageChops.offset(first_page, 0, 3), reference) < 0.4
@@ -93,10 +66,10 @@ async def test_untrimmed_page_has_the_ink_of_a_plain_pdfium_render(
 
 
 async def test_trimming_enlarges_an_a4_page_to_the_roll(
-    printer_simulator, make_driver, printer_job, sample_pdf
+    printer_simulator, make_driver, printer_job, sample_pdf, raster
 ):
-    trimmed = expected_pages(sample_pdf)[0]
-    untrimmed = expected_pages(sample_pdf, trim=False)[0]
+    trimmed = raster.expected_pages(sample_pdf)[0]
+    untrimmed = raster.expected_pages(sample_pdf, trim=False)[0]
 
     def ink_width(image: Image.Image) -> int:
         box = ink(image).getbbox()
@@ -108,7 +81,7 @@ async def test_trimming_enlarges_an_a4_page_to_the_roll(
 
 @pytest.mark.parametrize("mode", ["graphics", "column"])
 async def test_other_image_commands_print_the_same_page(
-    printer_simulator, make_driver, printer_job, sample_pdf, mode
+    printer_simulator, make_driver, printer_job, sample_pdf, mode, raster
 ):
     driver = await make_driver(printer_simulator.url, image_mode=mode)
 
@@ -116,10 +89,10 @@ async def test_other_image_commands_print_the_same_page(
 
     (receipt,) = printer_simulator.receipts
     assert any(line.startswith("ESC *" if mode == "column" else "GS ( L") for line in receipt.commands)
-    pages = expected_pages(sample_pdf)
+    pages = raster.expected_pages(sample_pdf)
     if mode == "column":  # ESC * prints whole 24-dot strips: each page's last one is padded with white
-        pages = [stacked([page, Image.new("1", (576, -page.height % 24), 1)]) for page in pages]
-    assert identical(printed_images(receipt), stacked(pages))
+        pages = [raster.stacked([page, Image.new("1", (576, -page.height % 24), 1)]) for page in pages]
+    assert raster.identical(raster.printed_images(receipt), raster.stacked(pages))
 
 
 async def test_plain_text_prints_in_the_printer_font(printer_simulator, make_driver, printer_job):
@@ -135,7 +108,7 @@ async def test_plain_text_prints_in_the_printer_font(printer_simulator, make_dri
 
 
 async def test_png_logo_with_transparency_prints_centred_at_its_size(
-    printer_simulator, make_driver, printer_job
+    printer_simulator, make_driver, printer_job, raster
 ):
     logo = Image.new("RGBA", (200, 80), (0, 0, 0, 0))
     ImageDraw.Draw(logo).ellipse((10, 10, 190, 70), fill=(20, 20, 20, 255))
@@ -146,15 +119,15 @@ async def test_png_logo_with_transparency_prints_centred_at_its_size(
     await driver.execute(printer_job(raw.getvalue(), "image/png"))
 
     (receipt,) = printer_simulator.receipts
-    (expected,) = expected_pages(raw.getvalue(), "image/png", trim=False)
-    assert identical(printed_images(receipt), expected)
+    (expected,) = raster.expected_pages(raw.getvalue(), "image/png", trim=False)
+    assert raster.identical(raster.printed_images(receipt), expected)
     ink_box = ink(receipt.image()).getbbox()
     assert ink_box is not None
     assert abs((ink_box[0] + ink_box[2]) / 2 - 288) <= 2  # centred on the paper
     assert 170 <= ink_box[2] - ink_box[0] <= 182  # the ellipse at its own size, not scaled up
 
 
-async def test_wide_jpeg_is_scaled_down_to_the_paper(printer_simulator, make_driver, printer_job):
+async def test_wide_jpeg_is_scaled_down_to_the_paper(printer_simulator, make_driver, printer_job, raster):
     photo = Image.linear_gradient("L").resize((1200, 300)).convert("RGB")
     raw = io.BytesIO()
     photo.save(raw, "JPEG")
@@ -163,7 +136,7 @@ async def test_wide_jpeg_is_scaled_down_to_the_paper(printer_simulator, make_dri
     await driver.execute(printer_job(raw.getvalue(), "image/jpeg"))
 
     (receipt,) = printer_simulator.receipts
-    assert printed_images(receipt).size == (576, 144)
+    assert raster.printed_images(receipt).size == (576, 144)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +176,7 @@ async def test_paper_near_end_is_a_warning_on_a_printed_command(
 
 
 async def test_paper_running_out_mid_job_names_the_page(
-    printer_simulator, make_driver, printer_job, progress, sample_pdf
+    printer_simulator, make_driver, printer_job, progress, sample_pdf, raster
 ):
     driver = await make_driver(printer_simulator.url)
 
@@ -221,11 +194,13 @@ async def test_paper_running_out_mid_job_names_the_page(
     assert printer_simulator.receipts == []
     printer_simulator.status = "online"  # the roll is replaced: the printer finishes what it holds
     (receipt,) = await printer_simulator.wait_for_receipts(1)
-    assert identical(printed_images(receipt), stacked(expected_pages(sample_pdf)[:2]))
+    assert raster.identical(
+        raster.printed_images(receipt), raster.stacked(raster.expected_pages(sample_pdf)[:2])
+    )
 
 
 async def test_printer_going_silent_mid_job_times_out_and_the_next_job_prints_clean(
-    printer_simulator, make_driver, printer_job, progress, sample_pdf
+    printer_simulator, make_driver, printer_job, progress, sample_pdf, raster
 ):
     driver = await make_driver(printer_simulator.url, timeout_s=0.3)
 
@@ -243,7 +218,7 @@ async def test_printer_going_silent_mid_job_times_out_and_the_next_job_prints_cl
     assert await driver.execute(printer_job(sample_pdf)) is None
 
     debris, receipt = printer_simulator.receipts  # what the failed job left is cut off first
-    assert identical(printed_images(receipt), stacked(expected_pages(sample_pdf)))
+    assert raster.identical(raster.printed_images(receipt), raster.stacked(raster.expected_pages(sample_pdf)))
     assert debris.image_boxes
 
 
@@ -265,7 +240,9 @@ async def test_printer_slower_than_the_timeout_fails(printer_simulator, make_dri
         await driver.execute(printer_job(sample_pdf))
 
 
-async def test_interrupted_run_is_resynchronised(printer_simulator, make_driver, printer_job, sample_pdf):
+async def test_interrupted_run_is_resynchronised(
+    printer_simulator, make_driver, printer_job, sample_pdf, raster
+):
     driver = await make_driver(printer_simulator.url)
     # A crashed run: the start of an image command, cut off in the middle of its data.
     _, writer = await asyncio.open_connection("127.0.0.1", printer_simulator.port)
@@ -277,12 +254,12 @@ async def test_interrupted_run_is_resynchronised(printer_simulator, make_driver,
     await driver.execute(printer_job(sample_pdf, interrupted=True))
 
     debris, receipt = printer_simulator.receipts
-    assert identical(printed_images(receipt), stacked(expected_pages(sample_pdf)))
-    assert printed_images(debris).size == (576, 256)  # the half image, completed with white
+    assert raster.identical(raster.printed_images(receipt), raster.stacked(raster.expected_pages(sample_pdf)))
+    assert raster.printed_images(debris).size == (576, 256)  # the half image, completed with white
 
 
 async def test_cancelled_job_cuts_off_what_it_printed(
-    printer_simulator, make_driver, printer_job, progress, sample_pdf
+    printer_simulator, make_driver, printer_job, progress, sample_pdf, raster
 ):
     driver = await make_driver(printer_simulator.url)
     first_page_done = asyncio.Event()
@@ -299,7 +276,7 @@ async def test_cancelled_job_cuts_off_what_it_printed(
     with pytest.raises(asyncio.CancelledError):
         await task
     (receipt,) = printer_simulator.receipts
-    assert identical(printed_images(receipt), expected_pages(sample_pdf)[0])
+    assert raster.identical(raster.printed_images(receipt), raster.expected_pages(sample_pdf)[0])
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mews_bridge import CommandFailed, CommandJob, InstanceContext, LocalDevices
-from mews_bridge.mews.models import DeviceCommand
+from mews_bridge.mews.models import DeviceCommand, OrderItem, Payment
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 
 RKSV_OPTIONS: dict[str, Any] = {
@@ -34,6 +34,11 @@ GENERIC_PL_OPTIONS: dict[str, Any] = {
     "currency": "PLN",
     "tax_map": {"PL-23": "A", "PL-8": "B", "PL-5": "C", "PL-0": "D", "PL-ZW": "E"},
 }
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(verify_cleanup, verify_no_lingering_tasks):
+    """Every test fails if it leaves tasks, threads or sockets behind."""
 
 
 def item(ident: str, name: str, gross: str, code: str | None, tax: str = "0", currency: str = "EUR") -> dict:
@@ -124,7 +129,8 @@ def make_job(command_id: str, data: dict, *, interrupted: bool = False) -> Comma
 
 
 class FakeMews:
-    """The two client calls the driver makes, answering from dicts keyed by bill id."""
+    """The two client calls the driver makes, answering typed models (as ``MewsClient`` does) from the
+    Mews-shaped dicts in ``items`` and ``payments``, keyed by bill id."""
 
     def __init__(self) -> None:
         self.items: dict[str, list[dict]] = {}
@@ -132,17 +138,17 @@ class FakeMews:
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self.fail: Exception | None = None
 
-    async def get_order_items(self, *, bill_ids: list[str]) -> list[dict]:
+    async def get_order_items(self, *, bill_ids: list[str]) -> list[OrderItem]:
         self.calls.append(("orderItems/getAll", tuple(bill_ids)))
         if self.fail:
             raise self.fail
-        return [x for b in bill_ids for x in self.items.get(b, [])]
+        return [OrderItem.model_validate(x) for b in bill_ids for x in self.items.get(b, [])]
 
-    async def get_payments(self, *, bill_ids: list[str]) -> list[dict]:
+    async def get_payments(self, *, bill_ids: list[str]) -> list[Payment]:
         self.calls.append(("payments/getAll", tuple(bill_ids)))
         if self.fail:
             raise self.fail
-        return [x for b in bill_ids for x in self.payments.get(b, [])]
+        return [Payment.model_validate(x) for b in bill_ids for x in self.payments.get(b, [])]
 
 
 class FakeDevices(LocalDevices):

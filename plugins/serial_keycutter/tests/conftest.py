@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from mews_bridge import CommandJob, InstanceContext
+from mews_bridge.journal import Journal, KeyValueStore
 from mews_bridge.mews.models import Device, DeviceCommand, KeyCutterData
 from mews_bridge_mocks.keycutter.fixtures import encoder_simulator  # noqa: F401 - fixture
 from mews_bridge_serial_keycutter.driver import SerialKeycutterDriver
@@ -21,23 +22,6 @@ from mews_bridge_serial_keycutter.options import KeycutterOptions
 DEVICE_NAME = "Reception encoder"
 # Asia/Tokyo has no daylight saving time, so expected local times do not depend on the test date.
 TIMEZONE = "Asia/Tokyo"
-
-
-class MemoryStore:
-    """The journal's key/value interface, in memory; values go through JSON as they would in SQLite."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    async def get(self, key: str) -> Any | None:
-        raw = self.data.get(key)
-        return None if raw is None else json.loads(raw)
-
-    async def put(self, key: str, value: Any) -> None:
-        self.data[key] = json.dumps(value)
-
-    async def delete(self, key: str) -> None:
-        self.data.pop(key, None)
 
 
 def _stay_dates() -> tuple[datetime, datetime]:
@@ -116,14 +100,17 @@ def make_job():
     return _make_job
 
 
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+@pytest_asyncio.fixture
+async def store(tmp_path) -> AsyncIterator[KeyValueStore]:
+    """The driver's key state in a real journal, as the bridge keeps it (``ctx.store``)."""
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    yield journal.store(f"device:{DEVICE_NAME}")
+    await journal.close()
 
 
 @pytest.fixture
 def make_ctx(tmp_path):
-    def factory(store: MemoryStore, enterprise_timezone: str = "Europe/Prague") -> InstanceContext:
+    def factory(store: KeyValueStore, enterprise_timezone: str = "Europe/Prague") -> InstanceContext:
         async def enterprise() -> SimpleNamespace:
             return SimpleNamespace(timezone=ZoneInfo(enterprise_timezone))
 
@@ -132,7 +119,7 @@ def make_ctx(tmp_path):
             state_dir=tmp_path,
             mews=None,  # type: ignore[arg-type]
             events=None,  # type: ignore[arg-type]
-            store=store,  # type: ignore[arg-type]
+            store=store,
             devices=None,  # type: ignore[arg-type]
             logger=logging.getLogger("test.keycutter"),
             _enterprise=enterprise,

@@ -321,6 +321,27 @@ class World:
         }
         return self.add_command(key_cutter_id, data)
 
+    def add_fiscal_command(self, fiscal_machine_id: str, bill_id: str) -> str:
+        """What Mews queues for a FiscalMachine device when a bill is issued: the legacy ``Data`` with
+        the bill as ``bills/getAll`` returns it (its deprecated item arrays empty: read them by bill id).
+
+        ValueError when the bill is still open: only issued bills are fiscalised.
+        """
+        fiscal_machine = self.devices[fiscal_machine_id]
+        bill = self.bill(bill_id)
+        if bill["State"] != "Closed":
+            raise ValueError("The bill is still open; only closed bills are fiscalised.")
+        data = {
+            "FiscalMachineId": fiscal_machine["Identifier"],
+            "ApiUrl": None,
+            "FiscalMachineData": None,
+            "TaxIdentifier": None,
+            "Bill": bill,
+            "BillFiscalMachineData": None,
+            "PayloadData": None,
+        }
+        return self.add_command(fiscal_machine_id, data)
+
     def update_command(
         self, command_id: str, state: str, progress: float | None = None, notes: str | None = None
     ) -> None:

@@ -19,13 +19,16 @@ TRAINING receipt (RKSV ``TRA``: signed, but outside the turnover counter).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mews_bridge.mews.models import Bill, FiscalMachineData
 
 from .journal import Entry, plain_json
 from .money import Breakdown, BreakdownError, TaxMap, bill_breakdown, check_balance
 from .register import ReceiptDraft
+
+if TYPE_CHECKING:
+    from mews_bridge.mews.client import MewsClient
 
 # Guest data Mews puts on bills; the journal keeps ids, not names and addresses (GDPR minimisation).
 _PERSONAL_KEYS = frozenset(
@@ -67,18 +70,13 @@ def embedded_lines(bill: FiscalBill) -> tuple[list[dict[str, Any]] | None, list[
 
 
 async def fetch_bill_lines(
-    mews: Any, bill_id: str, *, items: bool, payments: bool
+    mews: MewsClient, bill_id: str, *, items: bool, payments: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Order items and payments of a bill from Mews (``orderItems/getAll``, ``payments/getAll``)."""
+    """Order items and payments of a bill from Mews (``orderItems/getAll``, ``payments/getAll``), as the
+    Mews-shaped dicts the breakdown and the evidence read (amounts as the client parsed them, exactly)."""
     found_items = await mews.get_order_items(bill_ids=[bill_id]) if items else []
     found_payments = await mews.get_payments(bill_ids=[bill_id]) if payments else []
-    return [_as_dict(x) for x in found_items], [_as_dict(x) for x in found_payments]
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return (
-        value if isinstance(value, dict) else value.model_dump(mode="json", by_alias=True, exclude_none=True)
-    )
+    return [x.to_mews() for x in found_items], [x.to_mews() for x in found_payments]
 
 
 def bill_label(bill: Bill) -> str:
