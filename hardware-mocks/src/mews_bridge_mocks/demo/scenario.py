@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +14,21 @@ from typing import Any
 
 import click
 
+from mews_bridge.bridge import instance_state_dir
 from mews_bridge.testing import bridge_settings, device, running_bridge, wait_for_final_state
 
+from ..escpos.samples import registration_card_pdf
+from ..escpos.simulator import PrinterSimulator
 from ..keycutter import EncoderSimulator
-from ..mews import MewsSimulator
+from ..mews import BillPayment, LineItem, MewsSimulator
+
+FISCAL_OPTIONS = {
+    "profile": "rksv",
+    "register_id": "DEMO-1",
+    "key_id": "U:ATU12345678-DEMO",
+    "tax_map": {"AT-S": "Normal", "AT-R": "Erm1"},
+    "receipt_printer": "Reception printer",
+}
 
 
 @dataclass
@@ -30,8 +43,10 @@ class Demo:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.rows: list[Row] = []
+        self.written: list[Path] = []
         self.sim: MewsSimulator
         self.encoder: EncoderSimulator
+        self.printer: PrinterSimulator
 
     def say(self, text: str) -> None:
         click.echo(click.style("▸ ", fg="cyan") + text)
@@ -47,26 +62,39 @@ class Demo:
         async with contextlib.AsyncExitStack() as stack:
             self.sim = await stack.enter_async_context(MewsSimulator())
             self.encoder = await stack.enter_async_context(EncoderSimulator("salto", tcp=False))
-            self.say(f"Mews simulator on {self.sim.platform_url}; SALTO encoder on {self.encoder.port_url}")
+            self.printer = await stack.enter_async_context(PrinterSimulator(self.out / "receipts"))
+            self.say(f"Mews simulator on {self.sim.platform_url}")
+            self.say(f"ESC/POS printer on {self.printer.url}; SALTO encoder on {self.encoder.port_url}")
+            printer_id = self.sim.add_device("Reception printer", "Printer")
             encoder_id = self.sim.add_device("Reception encoder", "KeyCutter")
+            fiscal_id = self.sim.add_device("Fiscal machine", "FiscalMachine")
             settings = bridge_settings(
                 self.sim,
                 self.out / "state",
                 devices=[
                     device(
+                        "Reception printer",
+                        "Reception printer",
+                        "escpos_printer",
+                        {"connection": self.printer.url},
+                    ),
+                    device(
                         "Reception encoder",
                         "Reception encoder",
                         "serial_keycutter",
                         {"port": self.encoder.port_url, "dialect": "salto", "encoder": "Encoder1"},
-                    )
+                    ),
+                    device("Fiscal machine", "Fiscal machine", "fiscal_virtual", FISCAL_OPTIONS),
                 ],
             )
             bridge = await stack.enter_async_context(running_bridge(settings, entry_points=True))
             self.say(
-                f"Bridge connected with {len(bridge.instances)} device(s); journal in {self.out / 'state'}"
+                f"Bridge connected with {len(bridge.instances)} devices; journal in {self.out / 'state'}"
             )
-            await self.keys()
+            await self.registration_card(printer_id)
+            await self.keys(encoder_id)
             await self.outage(encoder_id)
+            await self.bill(fiscal_id)
             self.summary()
             if keep_running:
                 self.say("Everything stays up; press Ctrl-C to stop.")
@@ -74,8 +102,59 @@ class Demo:
                     await asyncio.Event().wait()
         return 0 if all(row.state == "Processed" for row in self.rows) else 1
 
-    async def keys(self) -> None:
-        encoder_id = next(d["Id"] for d in self.sim.devices if d["Name"] == "Reception encoder")
+    async def registration_card(self, printer_id: str) -> None:
+        self.say(
+            "Reception prints Anna Novak's registration card (a two-page A4 PDF) on the receipt printer."
+        )
+        pdf = base64.b64encode(registration_card_pdf(2, guest="Anna Novak")).decode()
+        await self.command(
+            "Registration card", "Reception printer", self.sim.add_printer_command(printer_id, pdf)
+        )
+        for receipt in self.printer.receipts:
+            self.written.append(receipt.png_path)
+        self.say(
+            f"The printer cut {len(self.printer.receipts)} receipt(s); the picture is {self.written[-1]}"
+        )
+
+    async def bill(self, fiscal_id: str) -> None:
+        guest = self.sim.add_customer("Novak", "Anna")
+        bill_id = self.sim.add_bill(
+            guest,
+            items=[
+                LineItem("Accommodation", gross=180),
+                LineItem("Breakfast", gross=22, tax_codes=("AT-R",)),
+            ],
+            payments=[BillPayment(202)],
+        )
+        self.say("Anna pays her bill (EUR 202.00); Mews sends it to the fiscal machine.")
+        await self.command(
+            "Fiscalise bill", "Fiscal machine", self.sim.add_fiscal_command(fiscal_id, bill_id)
+        )
+        export = self.out / "fiscal-export.zip"
+        state = instance_state_dir(self.out / "state", "Fiscal machine")
+        await self.cli("fiscal", "export", "--state-dir", str(state), "--output", str(export))
+        self.written.append(export)
+        verified = await self.cli("fiscal", "verify", str(export))
+        self.say(
+            f"The export verifies offline: {verified.strip().splitlines()[-1] if verified.strip() else 'ok'}"
+        )
+
+    async def cli(self, *args: str) -> str:
+        """Run ``mews-bridge ARGS`` as an installer would; its output, or an error."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mews_bridge",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"mews-bridge {' '.join(args)} failed: {out.decode()}")
+        return out.decode()
+
+    async def keys(self, encoder_id: str) -> None:
         guest = self.sim.add_customer("Novak", "Anna")
         room = self.sim.resource_id("101")
         reservation = self.sim.add_reservation(guest, room)
@@ -118,7 +197,9 @@ class Demo:
             click.echo(
                 f"{row.what:<{widths[0]}}  {row.device:<{widths[1]}}  {row.state:<{widths[2]}}  {row.notes}"
             )
-        click.echo(f"\nWritten to {self.out}")
+        click.echo(f"\nWritten to {self.out}:")
+        for path in [*(receipt.png_path for receipt in self.printer.receipts), *self.written]:
+            click.echo(f"  {path}")
 
 
 def run_demo(out: str | None, keep_running: bool) -> int:

@@ -1,0 +1,33 @@
+"""``mews-bridge demo``, the README's main job, as a person runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+
+async def test_the_demo_plays_the_day_and_ends_with_every_command_processed(tmp_path):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mews_bridge",
+        "demo",
+        "--out",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    text = out.decode()
+    assert process.returncode == 0, text + err.decode()
+    table = text[text.index("Command ") :].splitlines()
+    rows = [line for line in table[1:] if line.strip() and not line.startswith(("Written", " "))]
+    assert len(rows) >= 5
+    assert all("Processed" in row for row in rows), rows
+    assert "2 keys for room 101 (1 new, 1 copy)" in text
+    assert (tmp_path / "fiscal-export.zip").is_file()
+    assert sorted(p.name for p in (tmp_path / "receipts").glob("*.png")) == [
+        "receipt-0001.png",
+        "receipt-0002.png",
+    ]
+    assert "is intact" in text
