@@ -9,7 +9,11 @@
 2. Loopback: a server streams the same capture after login; time until the last Cdr reached a
    subscriber (which reads a field) of our AmiClient, and of panoramisk's Manager.
 3. Latency: simulator places a call → Cdr event → our client → parse, rules, tariff, item name;
-   next to the simulator's Ping round trip. (Posting to Mews is added with the service.)
+   next to the simulator's Ping round trip.
+4. Posting: a bridge with the asterisk_pbx service; a call is placed on the AMI simulator, and the
+   time until its ``orders/add`` reaches the Mews simulator is set beside the simulator's own
+   ``orders/add`` round trip. On the way: the journal write, a fresh No Post check
+   (``customers/getAll``) and the durable mark before sending.
 
 panoramisk is only a comparison: ``pip install panoramisk`` into the venv; without it its rows are
 skipped with the reason.
@@ -22,17 +26,20 @@ import asyncio
 import socket
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from mews_bridge.testing import bridge_settings, running_bridge, service, wait_for
 from mews_bridge_asterisk_pbx.ami import AmiClient, _Session
 from mews_bridge_asterisk_pbx.cdr import charge_item_name, not_billable_reason, parse_cdr
 from mews_bridge_asterisk_pbx.codec import AmiParser, Message
 from mews_bridge_asterisk_pbx.tariff import Tariff
 from mews_bridge_mocks.ami import AmiSimulator, captures
+from mews_bridge_mocks.mews import MewsSimulator
 
 try:
     from panoramisk import Manager
@@ -242,6 +249,58 @@ async def latency(calls: int) -> tuple[list[float], list[float]]:
     return cdr_times, ping_times
 
 
+# 4. Posting
+
+
+async def posting(calls: int) -> tuple[list[float], list[float], float]:
+    """(CDR → orders/add arrives, orders/add round trips, Mews requests per charge)."""
+    async with (
+        MewsSimulator(currency="PLN", timezone="Europe/Warsaw", rate_limit=None) as hotel,
+        AmiSimulator(secret="b", auth_failure_delay=0, timezone="Europe/Warsaw") as pbx,
+    ):
+        guest = hotel.add_customer("Huber", "Anna")
+        hotel.add_reservation(guest, hotel.resource_id("101"), "Started")
+        options = {
+            "port": pbx.port,
+            "username": "mewsbridge",
+            "secret": "b",
+            "service_id": hotel.service_id("Telephone"),
+            "tariff": str(TARIFF),
+            "timezone": "Europe/Warsaw",
+        }
+        with tempfile.TemporaryDirectory() as state_dir:
+            settings = bridge_settings(
+                hotel,
+                Path(state_dir),
+                services=[service("PBX", "asterisk_pbx", options)],
+                mews={"rate_limit": 1_000_000},
+            )
+            async with running_bridge(settings, entry_points=True) as bridge:
+                await bridge.instances[0].wait_loaded()
+                to_mews = []
+                requests_before = len(hotel.calls)
+                for _ in range(calls):
+                    seen = len(hotel.calls)
+                    start = time.time()
+                    await pbx.place_call("101", "221234567", billsec=60)
+                    # The request's own arrival time is measured, not when this poll notices it.
+                    posted = await wait_for(
+                        lambda seen=seen: next(
+                            (c for c in hotel.calls[seen:] if c["operation"] == "orders/add"), None
+                        )
+                    )
+                    to_mews.append(posted["time"].timestamp() - start)
+                per_charge = (len(hotel.calls) - requests_before) / calls
+                assert bridge.mews is not None
+                body = {k: v for k, v in hotel.calls_to("orders/add")[-1]["body"].items() if k[0] != "C"}
+                round_trips = []
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    await bridge.mews.call("orders/add", body)
+                    round_trips.append(time.perf_counter() - start)
+    return to_mews, round_trips, per_charge
+
+
 def row(label: str, value: float, unit: str) -> None:
     print(f"   {label:<40}{value:>10,.0f} {unit}")
 
@@ -295,6 +354,19 @@ async def main(messages: int, runs: int, calls: int) -> None:
         )
     extra = statistics.median(cdr_times) - statistics.median(ping_times)
     print(f"   above the round trip: {extra * 1e6:.0f} µs (median)")
+
+    posts = max(10, calls // 20)
+    print(f"\n4. Posting over {posts} calls (simulator call → orders/add reaches the Mews simulator)")
+    to_mews, round_trips, per_charge = await posting(posts)
+    for label, values in (("Cdr → orders/add in Mews", to_mews), ("orders/add round trip  ", round_trips)):
+        print(
+            f"   {label}  median {statistics.median(values) * 1e3:6.2f} ms"
+            f"   p99 {percentile(values, 0.99) * 1e3:6.2f} ms"
+        )
+    extra = statistics.median(to_mews) - statistics.median(round_trips)
+    print(
+        f"   above the round trip: {extra * 1e3:.2f} ms (median); {per_charge:.1f} Mews requests per charge"
+    )
 
 
 if __name__ == "__main__":

@@ -67,15 +67,15 @@ def write_config(tmp_path, mews_simulator):
 
 async def test_check_names_an_unknown_driver_and_lists_the_installed_ones(write_config):
     code, _, err = await mews_bridge("--config", write_config(driver="epson_magic"), "check")
-    assert code == 1
+    assert code == 78
     assert "devices[0].driver: no driver called 'epson_magic' is installed" in err
     assert "(installed: " in err and "serial_keycutter" in err
 
 
 async def test_check_names_the_path_and_plugin_of_a_bad_option(write_config):
     options = ENCODER.replace("salto", "acme") + "\ncolour = 1"
-    code, _, err = await mews_bridge("--config", write_config(options=options), "check")
-    assert code == 1
+    code, _, err = await mews_bridge("--config", write_config(options=options), "run")
+    assert code == 78
     assert "devices[0].options.dialect: " in err
     assert "devices[0].options.colour: Extra inputs are not permitted (driver serial_keycutter 0.1.0)" in err
 

@@ -24,6 +24,16 @@ def log_file(tmp_path):
     return path
 
 
+async def acknowledged(bridge, command_id):
+    """The journal record once the bridge has noted that Mews took the final state (just after Mews has it)."""
+    for _ in range(500):
+        record = await bridge.journal.get(command_id)
+        if record is not None and record.phase == "acknowledged":
+            return record
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"command {command_id} never acknowledged in the journal")
+
+
 def runs(log_file, command_id):
     return [line.split()[0] for line in log_file.read_text().splitlines() if line.endswith(command_id)]
 
@@ -55,6 +65,7 @@ def settings(mews_simulator, devices, tmp_path, log_file):
 
 async def test_an_event_becomes_processed_with_notes(mews_simulator, devices, settings, scripted, log_file):
     async with running_bridge(settings(), {"scripted": scripted}) as bridge:
+        bridge.pipeline.processing_after_s = 60  # a loaded test machine must not make this command "long"
         command_id = mews_simulator.add_command(
             devices["printer"], scripted.printer_data(notes="Paper near end")
         )

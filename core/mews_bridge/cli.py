@@ -26,6 +26,15 @@ log = logging.getLogger("mews_bridge")
 EX_CONFIG = 78  # sysexits.h; the systemd unit does not restart on it
 
 
+class SettingsInvalid(click.ClickException):
+    """Bad settings: exit 78 (EX_CONFIG), so that systemd does not restart the bridge in a loop."""
+
+    exit_code = EX_CONFIG
+
+    def __init__(self, error: ConfigurationError) -> None:
+        super().__init__(f"Settings are not valid:\n{error}")
+
+
 class CliState:
     """What every command (plugins' too) can reach: the settings file and the loaded plugins."""
 
@@ -42,7 +51,7 @@ class CliState:
             try:
                 self._settings = load_settings(self.config_path, required=self._explicit)
             except ConfigurationError as exc:
-                raise click.ClickException(f"Settings are not valid:\n{exc}") from None
+                raise SettingsInvalid(exc) from None
         return self._settings
 
     @property
@@ -51,7 +60,7 @@ class CliState:
             try:
                 selection = load_plugin_selection(self.config_path, required=self._explicit)
             except ConfigurationError as exc:
-                raise click.ClickException(f"Settings are not valid:\n{exc}") from None
+                raise SettingsInvalid(exc) from None
             self._host = PluginHost(selection)
             self._host.load_entry_points()
         return self._host
@@ -105,7 +114,7 @@ def run(state: CliState) -> None:
     try:
         bridge = Bridge(settings, host)
     except ConfigurationError as exc:
-        raise click.ClickException(f"Settings are not valid:\n{exc}") from None
+        raise SettingsInvalid(exc) from None
     code = asyncio.run(_run_bridge(bridge))
     sys.exit(code)
 
@@ -149,7 +158,7 @@ def check(state: CliState, online: bool) -> None:
     try:
         planned = plan_instances(settings, host)
     except ConfigurationError as exc:
-        raise click.ClickException(f"Settings are not valid:\n{exc}") from None
+        raise SettingsInvalid(exc) from None
     failed = [info for info in host.plugins.values() if info.status == "failed"]
     for info in failed:
         click.echo(f"plugin {info.name}: NOT LOADED: {info.error}", err=True)

@@ -148,7 +148,11 @@ def load_plugin_selection(path: Path | None = None, *, required: bool = False) -
 
 def _load(model: type[BaseSettings], path: Path | None, required: bool, overrides: dict[str, Any]) -> Any:
     path = path or DEFAULT_CONFIG_PATH
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. /etc/mews-bridge unreadable for this user
+        raise ConfigurationError(f"{path}: cannot read the settings file ({exc.strerror})") from None
+    if not exists:
         if required:
             raise ConfigurationError(f"{path}: settings file not found")
         path = None

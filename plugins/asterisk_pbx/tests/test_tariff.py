@@ -272,7 +272,8 @@ def test_classes_of_the_sample(warsaw):
 
 def test_the_readme_example_is_a_valid_tariff():
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("```toml\n")[1].split("```")[0]
+    blocks = [block.split("```")[0] for block in readme.split("```toml\n")[1:]]
+    example = next(block for block in blocks if "[numbering]" in block)
     rates = Tariff.from_toml(example)
     assert rates.rate("0044 20 7123 4567", 60).amount == Decimal("2.50")  # 1.00 + 1.50
     assert rates.rate("221234567", 3).amount == Decimal("0.00")  # free_seconds

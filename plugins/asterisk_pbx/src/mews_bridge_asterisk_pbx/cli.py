@@ -1,0 +1,312 @@
+"""``mews-bridge pbx``: what to write in the options (``setup``), room phones brought in line with
+Mews now (``resync``) and what became of the calls (``charges``).
+
+All read the bridge settings; ``charges`` reads the bridge's journal, so run it as the bridge's user.
+They may run while the bridge does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .charges import STATES
+
+if TYPE_CHECKING:
+    from mews_bridge.settings import ServiceEntry, Settings
+
+    from .charges import Charge
+    from .options import AsteriskPbxOptions
+
+SERVICE = "asterisk_pbx"
+
+
+def _settings() -> Settings:
+    from mews_bridge.cli import CliState
+
+    state = click.get_current_context().find_object(CliState)
+    if state is None:
+        raise click.UsageError("No bridge settings are loaded.")
+    return state.settings
+
+
+def _entry(settings: Settings, name: str | None, *, required: bool) -> ServiceEntry | None:
+    entries = [s for s in settings.services if s.service == SERVICE]
+    if name is not None:
+        chosen = next((e for e in entries if e.name == name), None)
+        if chosen is None:
+            names = ", ".join(e.name for e in entries) or "none"
+            raise click.UsageError(f"No {SERVICE} service called {name!r} (configured: {names}).")
+        return chosen
+    if len(entries) == 1:
+        return entries[0]
+    if entries:
+        raise click.UsageError(
+            f"{len(entries)} {SERVICE} services are configured: choose one with --service."
+        )
+    if required:
+        raise click.UsageError(f"No [[services]] entry with service = {SERVICE!r} in the settings.")
+    return None
+
+
+_service = click.option("--service", "name", help=f"Name of the configured {SERVICE} service.")
+
+
+@click.group("pbx")
+def pbx() -> None:
+    """The Asterisk PBX service: Mews set-up and call charges."""
+
+
+# setup
+
+
+@pbx.command("setup")
+@_service
+def setup_command(name: str | None) -> None:
+    """List the property's services, accounting categories and rooms, and check the PBX link."""
+    settings = _settings()
+    entry = _entry(settings, name, required=False)
+    options = _options(entry) if entry else None
+    asyncio.run(_setup(settings, options))
+
+
+def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
+    from pydantic import ValidationError
+
+    from mews_bridge.settings import format_validation_error
+
+    from .options import AsteriskPbxOptions
+
+    try:
+        return AsteriskPbxOptions.model_validate(entry.options)
+    except ValidationError as exc:
+        click.echo(f"The options of {entry.name!r} are not valid yet:", err=True)
+        click.echo(format_validation_error(exc, prefix="  options"), err=True)
+        return None
+
+
+async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
+    from mews_bridge.mews.client import MewsClient
+    from mews_bridge.mews.errors import MewsError
+
+    from .charges import standard_tax_code
+
+    async with MewsClient(settings.mews, retry_budget_s=10) as mews:
+        try:
+            enterprise = await mews.enterprise()
+            tax_code = await standard_tax_code(mews, enterprise)
+            services = await mews.get_services()
+            categories = await mews.get_accounting_categories()
+            resources = await mews.get_resources()
+        except MewsError as exc:
+            raise click.ClickException(f"Could not reach Mews: {exc}") from None
+    click.echo(
+        f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
+        f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
+    )
+    click.echo(f"Standard tax code: {tax_code or 'none found: set the option tax_code'}")
+
+    configured = options.service_id if options else None
+    click.echo("\nServices (option service_id; telephone charges belong under an Additional one):")
+    for service in sorted(
+        services, key=lambda s: ((s.data or {}).get("Discriminator") != "Additional", s.display_name)
+    ):
+        kind = (service.data or {}).get("Discriminator", "")
+        mark = "  <- service_id" if service.id == configured else ""
+        click.echo(f"  {service.id}  {service.display_name} ({kind}){mark}")
+
+    mapped = {v: k for k, v in options.accounting_categories.items()} if options else {}
+    click.echo("\nAccounting categories (option accounting_categories, tariff class = id):")
+    for category in sorted(categories, key=lambda c: c.name):
+        code = f" [{category.code}]" if category.code else ""
+        mark = f"  <- {mapped[category.id]}" if category.id in mapped else ""
+        click.echo(f"  {category.id}  {category.name}{code}{mark}")
+
+    rooms = options.room_map([r.name for r in resources]) if options else None
+    click.echo(f"\nRooms ({len(resources)}):")
+    for resource in sorted(resources, key=lambda r: r.name):
+        extension = rooms.extension_for(resource.name) if rooms else None
+        phone = f"extension {extension}" if extension else "no phone in the rooms option"
+        click.echo(f"  {resource.name}: {phone if rooms else resource.id}")
+
+    if options is None:
+        return
+    tariff = options.loaded_tariff
+    missing = sorted(tariff.classes - set(options.accounting_categories))
+    if tariff.currency != enterprise.currency:
+        click.echo(f"\nThe tariff is in {tariff.currency}, but the property bills in {enterprise.currency}!")
+    if missing:
+        click.echo("\nTariff classes without an accounting category: " + ", ".join(missing))
+        guesses = {
+            call_class: category
+            for call_class in missing
+            for category in categories
+            if call_class.casefold() in category.name.casefold()
+        }
+        if guesses:
+            click.echo("Perhaps, under [services.options.accounting_categories]:")
+            for call_class, category in sorted(guesses.items()):
+                click.echo(f'  {call_class} = "{category.id}"  # {category.name}')
+    await _check_ami(options)
+
+
+async def _check_ami(options: AsteriskPbxOptions) -> None:
+    from .ami import AmiClient, AmiError
+
+    client = AmiClient(
+        options.host,
+        options.port,
+        username=options.username,
+        secret=options.secret.get_secret_value(),
+        auth=options.auth,
+        events="off",
+    )
+    try:
+        await client.connect()
+        keys = await client.db_get_tree(options.astdb_family)
+    except AmiError as exc:
+        click.echo(f"\nAsterisk: {exc}")
+    else:
+        click.echo(
+            f"\nAsterisk: logged in at {client.where} (AMI {client.ami_version}); "
+            f"{len(keys)} AstDB keys under {options.astdb_family}/"
+        )
+    finally:
+        await client.close()
+
+
+# resync
+
+
+@pbx.command("resync")
+@_service
+def resync_command(name: str | None) -> None:
+    """Write to Asterisk's AstDB what differs from Mews: who is in which room, now."""
+    settings = _settings()
+    entry = _entry(settings, name, required=True)
+    assert entry is not None
+    options = _options(entry)
+    if options is None:
+        raise click.ClickException("Fix the options first (mews-bridge check).")
+    asyncio.run(_resync(settings, options))
+
+
+async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
+    from datetime import UTC, datetime
+
+    from mews_bridge.mews.client import MewsClient
+    from mews_bridge.mews.errors import MewsError
+
+    from .ami import AmiClient, AmiError
+    from .occupancy import Occupancy, phone_plan
+    from .service import in_house, write_astdb
+
+    occupancy = Occupancy()
+    async with MewsClient(settings.mews, retry_budget_s=10) as mews:
+        try:
+            occupancy.set_resources(await mews.get_resources())
+            reservations, guests = await in_house(mews)
+        except MewsError as exc:
+            raise click.ClickException(f"Could not reach Mews: {exc}") from None
+    occupancy.reload(reservations, guests, datetime.now(UTC))
+    plan = phone_plan(occupancy, options.room_map(occupancy.room_names))
+    client = AmiClient(
+        options.host,
+        options.port,
+        username=options.username,
+        secret=options.secret.get_secret_value(),
+        auth=options.auth,
+        events="off",
+    )
+    try:
+        await client.connect()
+        writes = plan.writes(await client.db_get_tree(options.astdb_family), options.astdb_family)
+        await write_astdb(client, writes)
+    except AmiError as exc:
+        raise click.ClickException(f"Asterisk: {exc}") from None
+    finally:
+        await client.close()
+    for write in writes:
+        click.echo(f"{write.path} = {write.value}" if write.value is not None else f"{write.path} deleted")
+    occupied = sum(1 for guest in plan.staying.values() if guest is not None)
+    click.echo(f"{len(plan.staying)} room phones, {occupied} occupied: {len(writes)} AstDB changes.")
+
+
+# charges
+
+
+@pbx.command("charges")
+@_service
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATES),
+    help="Only charges in this state (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) -> None:
+    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed."""
+    from mews_bridge.bridge import JOURNAL_FILE
+
+    settings = _settings()
+    entry = _entry(settings, name, required=True)
+    assert entry is not None
+    path = settings.bridge.state_dir / JOURNAL_FILE
+    charges = asyncio.run(_read(path, f"service:{entry.name}")) if path.exists() else []
+    if states:
+        charges = [c for c in charges if c.state in states]
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(c) for c in charges], indent=2))
+        return
+    if not charges:
+        click.echo("No call charges recorded." if not states else "No call charges in that state.")
+        return
+    for charge in charges:
+        detail = {
+            "posted": f"order {charge.order_id}",
+            "pending": f"{charge.attempts} tries so far",
+        }.get(charge.state, charge.error or "")
+        who = charge.guest or "-"
+        click.echo(
+            f"{charge.start.replace('T', ' ').removesuffix('Z')}  room {charge.room or charge.extension:<6} "
+            f"{charge.item:<44} {charge.amount:>8} {charge.currency}  {charge.state:<10}  {who}  {detail}"
+        )
+    click.echo("")
+    click.echo(_summary(charges))
+
+
+def _summary(charges: list[Charge]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for charge in charges:
+        counts[charge.state] += 1
+        totals[charge.state] += charge.money
+    currency = charges[0].currency
+    labels = {"refused": "refused (No Post)"}
+    return "; ".join(
+        f"{labels.get(state, state)}: {counts[state]} ({totals[state]} {currency})"
+        for state in STATES
+        if counts[state]
+    )
+
+
+async def _read(path: Path, namespace: str) -> list[Charge]:
+    from mews_bridge.journal import Journal
+
+    from .charges import PREFIX, Charge
+
+    journal = await Journal.open(path)
+    try:
+        values = await journal.store(namespace).items(PREFIX)
+    finally:
+        await journal.close()
+    return sorted((Charge.from_store(v) for v in values.values()), key=lambda c: c.start)

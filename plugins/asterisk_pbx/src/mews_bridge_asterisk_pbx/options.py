@@ -1,0 +1,112 @@
+"""The ``options`` table of an ``asterisk_pbx`` service.
+
+Example::
+
+    [[services]]
+    name = "Telephone exchange"
+    service = "asterisk_pbx"
+    [services.options]
+    host = "127.0.0.1"
+    username = "mewsbridge"
+    secret = "change-me"
+    service_id = "…"                    # mews-bridge pbx setup lists the services
+    tariff = "/etc/mews-bridge/tariff.toml"
+    rooms = "{room}"
+    timezone = "Europe/Warsaw"
+    [services.options.accounting_categories]
+    local = "…"
+    international = "…"
+
+The tariff file and the room map are read and checked here, so ``mews-bridge check`` reports their
+mistakes before the bridge starts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
+from .tariff import Tariff, TariffError
+
+
+class AsteriskPbxOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Asterisk's AMI address")
+    port: int = Field(5038, ge=1, le=65535)
+    username: str = Field(min_length=1, description="The manager.conf user")
+    secret: SecretStr
+    auth: Literal["plain", "md5"] = Field("plain", description="md5 keeps the secret off the wire")
+    service_id: str = Field(min_length=1, description="Mews service call charges are posted under")
+    tariff: Path = Field(description="Tariff file (TOML)")
+    rooms: str | dict[str, str] = Field(
+        "{room}", description="Extension ↔ room: a map, or a pattern such as '2{room}'"
+    )
+    timezone: str | None = Field(None, description="The PBX host's time zone (default: the property's)")
+    accounting_categories: dict[str, str] = Field(
+        default_factory=dict, description="Tariff class → Mews accounting category id"
+    )
+    tax_code: str | None = Field(
+        None, description="Mews tax rate code of call charges (default: the standard rate, from Mews)"
+    )
+    astdb_family: str = Field(
+        DEFAULT_FAMILY,
+        pattern=r"^[A-Za-z0-9_\-]+$",
+        description="AstDB family of the room keys (the dialplan's HOTEL)",
+    )
+    outbound_contexts: list[str] = Field(
+        default_factory=list, description="Charge only calls dialled in these contexts (default: any)"
+    )
+    retention_days: float = Field(90, gt=0, description="Posted charges are forgotten after this")
+    retry_max_s: float = Field(300, gt=0, description="Longest wait between tries to post a charge")
+
+    _tariff: Tariff = PrivateAttr()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (write e.g. Europe/Warsaw)") from None
+        return value
+
+    @field_validator("rooms")
+    @classmethod
+    def _valid_rooms(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        try:
+            RoomMap.from_option(value)
+        except RoomMapError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _load_tariff(self) -> AsteriskPbxOptions:
+        try:
+            self._tariff = Tariff.load(self.tariff)
+        except TariffError as exc:
+            raise ValueError(str(exc)) from None
+        unknown = sorted(set(self.accounting_categories) - self._tariff.classes)
+        if unknown:
+            raise ValueError(
+                f"accounting_categories names {', '.join(unknown)}, not a class of the tariff "
+                f"(its classes: {', '.join(sorted(self._tariff.classes))})"
+            )
+        return self
+
+    @property
+    def loaded_tariff(self) -> Tariff:
+        return self._tariff
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
+
+    def room_map(self, resources: list[str] | None = None) -> RoomMap:
+        return RoomMap.from_option(self.rooms, resources)

@@ -1,0 +1,344 @@
+"""The ``asterisk_pbx`` service: Mews guests onto room phones, answered outside calls onto guests' bills.
+
+* Setup checks the Mews side (service, accounting categories, currency, tax code), loads the rooms and
+  who is in them, connects to the AMI and brings AstDB in line with Mews.
+* ``Reservation`` and ``Resource`` events move guests in and out (check-in, check-out, room moves,
+  cancellations); ``Connected`` (every Mews reconnect) reloads everything, and every AMI reconnect
+  pushes AstDB again.
+* ``Cdr`` events that are guests' answered outside calls are rated, journalled and posted
+  (:mod:`.charges`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady, InstanceContext, Service
+from mews_bridge.mews.client import MewsClient
+from mews_bridge.mews.enterprise import Enterprise
+from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
+from mews_bridge.mews.models import Customer, Reservation, Resource
+
+from .ami import AmiActionError, AmiClient, AmiError
+from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
+from .charges import Charge, ChargeLedger, standard_tax_code
+from .codec import Message
+from .occupancy import IN_HOUSE, Occupancy, phone_plan
+from .options import AsteriskPbxOptions
+from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
+from .tariff import TariffError
+
+
+def guest_of(customer: Customer | None) -> Guest | None:
+    if customer is None:
+        return None
+    language = asterisk_language(customer.language_code or customer.preferred_language_code)
+    return Guest(customer.full_name, language)
+
+
+async def in_house(mews: MewsClient) -> tuple[list[Reservation], dict[str, Guest | None]]:
+    """The in-house reservations and their guests (by account id)."""
+    reservations = await mews.get_reservations(states=[IN_HOUSE])
+    customers = await mews.get_customers([r.account_id for r in reservations]) if reservations else []
+    return reservations, {c.id: guest_of(c) for c in customers}
+
+
+async def write_astdb(ami: AmiClient, writes: list[AstDbWrite]) -> None:
+    for write in writes:
+        if write.value is None:
+            await ami.db_del(write.family, write.key)
+        else:
+            await ami.db_put(write.family, write.key, write.value)
+
+
+class AsteriskPbxService(Service[AsteriskPbxOptions]):
+    name = "asterisk_pbx"
+    Options = AsteriskPbxOptions
+    secret_options = frozenset({"secret"})
+
+    def __init__(self, ctx: InstanceContext, options: AsteriskPbxOptions) -> None:
+        super().__init__(ctx, options)
+        self._occupancy = Occupancy()
+        self._rooms: RoomMap = options.room_map()
+        self._lock = asyncio.Lock()
+        self._ami: AmiClient | None = None
+        self._ledger: ChargeLedger | None = None
+        self._zone = ZoneInfo("UTC")
+        self._tax_code: str | None = None
+
+    @property
+    def _log(self) -> logging.Logger:
+        return self.ctx.logger
+
+    # Lifecycle
+
+    async def setup(self) -> None:
+        ctx, options = self.ctx, self.options
+        try:
+            enterprise = await ctx.enterprise()
+            self._tax_code = await self._check_mews(enterprise)
+            self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
+            self._set_resources(await ctx.mews.get_resources())
+            for event_type, handler in (
+                ("Reservation", self._on_reservation),
+                ("Resource", self._on_resource),
+                ("Connected", self._on_connected),
+            ):
+                ctx.on_unload(ctx.events.subscribe(event_type, handler))
+            async with self._lock:
+                await self._reload()
+        except MewsAuthError as exc:
+            raise DeviceAuthFailed(str(exc)) from exc
+        except MewsRequestError as exc:
+            raise DeviceConfigError(f"Mews refused to tell the property's set-up: {exc}") from exc
+        except MewsUnavailable as exc:
+            raise DeviceNotReady(f"Mews cannot be reached: {exc}") from exc
+        self._ledger = ChargeLedger(
+            ctx.store,
+            ctx.mews,
+            service_id=options.service_id,
+            pricing=enterprise.pricing,
+            retention=options.retention,
+            retry_max_s=options.retry_max_s,
+            logger=ctx.logger,
+        )
+        await self._ledger.load()
+
+        ami = AmiClient(
+            options.host,
+            options.port,
+            username=options.username,
+            secret=options.secret.get_secret_value(),
+            auth=options.auth,
+            events="cdr,system",
+            logger=ctx.logger,
+        )
+        ami.subscribe(self._on_cdr, "Cdr")
+        ctx.on_unload(ami.close)
+        await ami.connect()
+        self._ami = ami
+        try:
+            await self.resync_pbx()
+        except AmiActionError as exc:
+            raise DeviceConfigError(
+                f"{exc}; the AMI user needs write = system,reporting in manager.conf"
+            ) from exc
+        except AmiError as exc:
+            raise DeviceNotReady(str(exc)) from exc
+        # After connect(): only later logins, after an outage or an Asterisk restart, resync from here.
+        ami.add_connected_callback(self.resync_pbx)
+        ctx.create_task(self._ledger.run(), "post call charges")
+        self._log.info(
+            "%d rooms, %d in house; posting calls under service %s with tax code %s",
+            len(self._occupancy.room_names),
+            len(self._occupancy.in_house()),
+            options.service_id,
+            self._tax_code,
+        )
+
+    async def _check_mews(self, enterprise: Enterprise) -> str:
+        """Refuse settings that Mews would refuse on every posting; returns the tax code to post with."""
+        options, mews = self.options, self.ctx.mews
+        tariff = options.loaded_tariff
+        if tariff.currency != enterprise.currency:
+            raise DeviceConfigError(
+                f"The tariff is in {tariff.currency}, but the property bills in {enterprise.currency}"
+            )
+        services = {s.id for s in await mews.get_services()}
+        if options.service_id not in services:
+            raise DeviceConfigError(
+                f"service_id {options.service_id} is not a Mews service of this property "
+                "(mews-bridge pbx setup lists them)"
+            )
+        categories = {c.id for c in await mews.get_accounting_categories()}
+        unknown = {k: v for k, v in options.accounting_categories.items() if v not in categories}
+        if unknown:
+            raise DeviceConfigError(
+                "accounting_categories: not accounting categories of this property: "
+                + ", ".join(f"{k} = {v}" for k, v in sorted(unknown.items()))
+            )
+        tax_code = options.tax_code or await standard_tax_code(mews, enterprise)
+        if tax_code is None:
+            raise DeviceConfigError(
+                f"Mews names no standard tax rate for tax environment {enterprise.tax_environment_code}; "
+                "set the option tax_code"
+            )
+        return tax_code
+
+    async def diagnostics(self) -> dict[str, Any]:
+        return {
+            "ami": self._ami.diagnostics() if self._ami else None,
+            "rooms": len(self._occupancy.room_names),
+            "in_house": len(self._occupancy.in_house()),
+            "pbx_timezone": str(self._zone),
+            "tax_code": self._tax_code,
+            "charges": self._ledger.diagnostics() if self._ledger else None,
+        }
+
+    # Mews → occupancy → PBX
+
+    def _set_resources(self, resources: list[Resource]) -> None:
+        self._occupancy.set_resources(resources)
+        self._rooms.set_resources(self._occupancy.room_names)
+
+    async def _reload(self) -> set[str]:
+        """Everyone in house, from Mews; returns the rooms that changed hands."""
+        reservations, guests = await in_house(self.ctx.mews)
+        before = self._holder_ids()
+        changed = self._occupancy.reload(reservations, guests, datetime.now(UTC))
+        return self._arrivals(before, changed)
+
+    def _holder_ids(self) -> dict[str, str | None]:
+        return {rid: s.reservation_id if s else None for rid, s in self._occupancy.holders().items()}
+
+    def _arrivals(self, before: dict[str, str | None], changed: set[str]) -> set[str]:
+        """The rooms among ``changed`` that have a new holder now (their DND is cleared)."""
+        after = self._holder_ids()
+        return {rid for rid in changed if after.get(rid) is not None and after[rid] != before.get(rid)}
+
+    async def _on_reservation(self, event: dict[str, Any]) -> None:
+        reservation_id = event.get("Id")
+        if not isinstance(reservation_id, str):
+            return
+        async with self._lock:
+            try:
+                found = await self.ctx.mews.get_reservations(reservation_ids=[reservation_id])
+                if not found:
+                    return
+                reservation = found[0]
+                customers = await self.ctx.mews.get_customers([reservation.account_id])
+            except MewsError as exc:
+                self._log.warning(
+                    "Could not read reservation %s (%s); the next resync catches up", reservation_id, exc
+                )
+                return
+            before = self._holder_ids()
+            guest = guest_of(customers[0] if customers else None)
+            changed = self._occupancy.apply(reservation, guest, datetime.now(UTC))
+            await self._push(changed, self._arrivals(before, changed))
+
+    async def _on_resource(self, event: dict[str, Any]) -> None:
+        resource_id = event.get("Id")
+        if not isinstance(resource_id, str):
+            return
+        async with self._lock:
+            try:
+                found = await self.ctx.mews.get_resources([resource_id])
+            except MewsError as exc:
+                self._log.warning("Could not read room %s (%s)", resource_id, exc)
+                return
+            for resource in found:
+                self._occupancy.update_resource(resource)
+            self._rooms.set_resources(self._occupancy.room_names)
+            await self._push({resource_id}, set())
+
+    async def _on_connected(self, event: dict[str, Any]) -> None:
+        if self._ledger is not None:
+            self._ledger.retry_now()
+        async with self._lock:
+            try:
+                if self.options.tax_code is None:  # tax codes change with legislation
+                    enterprise = await self.ctx.enterprise()
+                    self._tax_code = await standard_tax_code(self.ctx.mews, enterprise) or self._tax_code
+                self._set_resources(await self.ctx.mews.get_resources())
+                arrivals = await self._reload()
+            except MewsError as exc:
+                self._log.warning("Could not reload the guests in house (%s)", exc)
+                return
+            await self._push(None, arrivals)
+
+    async def resync_pbx(self) -> None:
+        """Bring every room phone in AstDB in line with who is in house now."""
+        async with self._lock:
+            await self._push(None, set(), check=True)
+
+    async def _push(self, rooms: set[str] | None, arrivals: set[str], *, check: bool = False) -> None:
+        """Write what differs in AstDB for ``rooms`` (None: all); ``arrivals`` also lose the last
+        guest's do-not-disturb. AMI faults are logged: the resync after the AMI reconnect repairs."""
+        ami = self._ami
+        if ami is None:
+            return  # during setup; setup's own resync follows
+        family = self.options.astdb_family
+        plan = phone_plan(self._occupancy, self._rooms, rooms, arrivals)
+        try:
+            if rooms is None:
+                current = await ami.db_get_tree(family)
+            else:
+                current = {}
+                for extension in plan.extensions:
+                    current.update(await ami.db_get_tree(f"{family}/{extension}"))
+            await write_astdb(ami, plan.writes(current, family))
+        except AmiError as exc:
+            if check:
+                raise
+            self._log.warning(
+                "Could not update the room phones in Asterisk (%s); resyncing on reconnect", exc
+            )
+
+    # CDRs → charges
+
+    async def _on_cdr(self, message: Message) -> None:
+        assert self._ledger is not None
+        try:
+            record = parse_cdr(message, self._zone)
+        except CdrError as exc:
+            self._log.warning("Ignoring a Cdr event that cannot be read: %s", exc)
+            return
+        reason = not_billable_reason(record, self._rooms.is_room, self.options.outbound_contexts)
+        if reason is not None:
+            self._log.debug("Not charging CDR %s: %s", record.unique_id, reason)
+            return
+        charge = self._charge(record)
+        if charge is None:
+            return
+        if not await self._ledger.record(charge):
+            self._log.info("CDR %s was already charged; ignoring it", charge.key)
+
+    def _charge(self, record: CallRecord) -> Charge | None:
+        """The charge for a billable CDR (None for a free call)."""
+        extension = record.extension or ""
+        room = self._rooms.resource_for(extension)
+        resource_id = self._occupancy.id_of(room) if room else None
+        stay = self._occupancy.holder(resource_id, record.start) if resource_id else None
+        base = {
+            "key": record.dedupe_key,
+            "start": consumption_utc(record),
+            "extension": extension,
+            "room": room,
+            "seconds": record.billable_seconds,
+            "currency": self.options.loaded_tariff.currency,
+            "tax_code": self._tax_code,
+            "reservation_id": stay.reservation_id if stay else None,
+            "account_id": stay.account_id if stay else None,
+            "guest": stay.guest.name if stay and stay.guest else None,
+        }
+        try:
+            rating = self.options.loaded_tariff.rate(record.destination, record.billable_seconds)
+        except TariffError as exc:
+            self._log.error("Cannot rate the call from room %s to %s: %s", room, record.destination, exc)
+            return Charge(
+                state="failed",
+                number=record.destination,
+                item=charge_item_name(record.destination, record.billable_seconds),
+                call_class="",
+                amount="0",
+                error=str(exc),
+                **base,
+            )
+        if not rating.chargeable:
+            self._log.info("Call from room %s to %s is free (%s)", room, rating.display, rating.free_reason)
+            return None
+        return Charge(
+            state="pending" if stay else "unassigned",
+            number=rating.number,
+            item=charge_item_name(rating.display, record.billable_seconds),
+            call_class=rating.call_class,
+            amount=str(rating.amount),
+            accounting_category_id=self.options.accounting_categories.get(rating.call_class),
+            error=None if stay else f"nobody was in room {room} when the call started",
+            **base,
+        )

@@ -1,0 +1,136 @@
+"""``mews-bridge pbx setup`` and ``mews-bridge pbx charges`` as an installer runs them: a settings file
+and a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from mews_bridge.settings import load_settings
+from mews_bridge.testing import running_bridge, wait_for
+
+pytestmark = pytest.mark.timeout(30)
+
+CONFIG = """
+[mews]
+platform_url = "{platform}"
+websocket_url = "{websocket}"
+client_token = "{client_token}"
+access_token = "{access_token}"
+
+[bridge]
+state_dir = "{state}"
+
+[[services]]
+name = "Telephone exchange"
+service = "asterisk_pbx"
+[services.options]
+port = {port}
+username = "{username}"
+secret = "{secret}"
+service_id = "{service_id}"
+tariff = "{tariff}"
+timezone = "Europe/Warsaw"
+retry_max_s = 0.2
+[services.options.accounting_categories]
+international = "{international}"
+"""
+
+
+async def mews_bridge(*args):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mews_bridge",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def config_file(tmp_path, hotel, pbx_options):
+    options = pbx_options
+    path = tmp_path / "config.toml"
+    path.write_text(
+        CONFIG.format(
+            platform=hotel.platform_url,
+            websocket=hotel.websocket_url,
+            client_token=hotel.client_token,
+            access_token=hotel.access_token,
+            state=tmp_path / "state",
+            international=options["accounting_categories"]["international"],
+            **options,
+        )
+    )
+    return str(path)
+
+
+async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):
+    code, out, err = await mews_bridge("--config", config_file, "pbx", "setup")
+    assert code == 0, err
+    telephone = hotel.service_id("Telephone")
+    international = hotel.accounting_category_id("Telephone international")
+    assert "Property: Hotel Simulator (PLN, Gross prices, time zone Europe/Warsaw" in out
+    assert "Standard tax code: AT-S" in out
+    assert f"{telephone}  Telephone (Additional)  <- service_id" in out
+    assert f"{international}  Telephone international [TEL-INT]  <- international" in out
+    assert "  101: extension 101" in out
+    assert "Tariff classes without an accounting category: local, mobile, national, premium" in out
+    local = hotel.accounting_category_id("Telephone local")
+    assert f'  local = "{local}"  # Telephone local' in out
+    assert f"Asterisk: logged in at 127.0.0.1:{pbx.port} (AMI 11.0.0)" in out
+    assert "s3cret" not in out + err
+
+
+async def test_resync_brings_the_room_phones_in_line_on_demand(config_file, hotel, pbx):
+    anna = hotel.add_customer("Huber", "Anna", language_code="de-AT")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    pbx.astdb.update({"/hotel/101/outside": "0", "/hotel/102/outside": "1", "/hotel/102/name": "Old Guest"})
+    code, out, err = await mews_bridge("--config", config_file, "pbx", "resync")
+    assert code == 0, err
+    assert (pbx.astdb["/hotel/101/outside"], pbx.astdb["/hotel/101/name"]) == ("1", "Anna Huber")
+    assert pbx.astdb["/hotel/102/outside"] == "0"
+    assert "/hotel/102/name" not in pbx.astdb
+    assert "/hotel/102/name deleted" in out
+    assert "8 room phones, 1 occupied: " in out
+
+
+async def test_charges_lists_every_state(config_file, hotel, pbx):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    gruber = hotel.add_customer("Gruber", "Franz", classifications=("Cashlist",))
+    hotel.add_reservation(gruber, hotel.resource_id("102"), "Started")
+
+    async with running_bridge(load_settings(Path(config_file)), entry_points=True) as bridge:
+        managed = bridge.instances[0]
+        await managed.wait_loaded()
+        await pbx.place_call("101", "00442071234567", billsec=192)
+        await pbx.place_call("102", "00442071234567", billsec=60)
+        await pbx.place_call("103", "221234567", billsec=60)
+        await wait_for(lambda: managed.instance._ledger.outcomes.total() == 3, what="three charges settled")
+
+    code, out, err = await mews_bridge("--config", config_file, "pbx", "charges")
+    assert code == 0, err
+    lines = out.splitlines()
+    posted = next(line for line in lines if "posted" in line and "order" in line)
+    assert "room 101" in posted and "Call to +44 20 7123 4567 (3 min 12 s)" in posted and "7.00 PLN" in posted
+    assert "Anna Huber" in posted and hotel.orders[0]["Id"] in posted
+    assert any("room 102" in line and "refused" in line and "Cashlist" in line for line in lines)
+    assert any("room 103" in line and "unassigned" in line for line in lines)
+    assert lines[-1] == "posted: 1 (7.00 PLN); refused (No Post): 1 (2.50 PLN); unassigned: 1 (0.30 PLN)"
+
+    code, out, _ = await mews_bridge(
+        "--config", config_file, "pbx", "charges", "--state", "refused", "--json"
+    )
+    assert code == 0
+    [refused] = json.loads(out)
+    assert (refused["state"], refused["account_id"]) == ("refused", gruber)

@@ -1,0 +1,210 @@
+"""The asterisk_pbx service in a real bridge, against the Mews simulator and the AMI simulator over
+loopback: guests onto room phones, calls onto guests' bills."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mews_bridge.testing import running_bridge, wait_for
+from mews_bridge_mocks.ami.fixtures import SECRET
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@contextlib.asynccontextmanager
+async def bridge_with_pbx(settings):
+    """A running bridge whose asterisk_pbx service (its only instance) has finished setting up."""
+    async with running_bridge(settings, entry_points=True) as bridge:
+        await bridge.instances[0].wait_loaded()
+        yield bridge
+
+
+def astdb_room(pbx, room):
+    prefix = f"/hotel/{room}/"
+    return {k.removeprefix(prefix): v for k, v in pbx.astdb.items() if k.startswith(prefix)}
+
+
+async def charge(bridge, event):
+    """The journal record of the charge for a Cdr event."""
+    return await bridge.instances[0].ctx.store.get(f"charge:cdr-{event['UniqueID']}")
+
+
+async def wait_for_charge(bridge, event, state, timeout_s=10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        found = await charge(bridge, event)
+        if found is not None and found["state"] == state:
+            return found
+        if loop.time() > deadline:
+            raise AssertionError(f"the charge is {found and found['state']}, not {state}")
+        await asyncio.sleep(0.01)
+
+
+async def test_rooms_follow_check_in_moves_and_check_out(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna", language_code="de-AT")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    dnd_guest = hotel.add_customer("Weiss", "Eva", language_code="en-GB")
+    hotel.add_reservation(dnd_guest, hotel.resource_id("103"), "Started")
+    # Left over from an earlier guest while the bridge was not running.
+    pbx.astdb.update({"/hotel/102/outside": "1", "/hotel/102/name": "Old Guest", "/hotel/102/dnd": "1"})
+    pbx.astdb["/hotel/103/dnd"] = "1"  # set by the guest in 103 with *78
+
+    async with bridge_with_pbx(settings) as bridge:
+        assert astdb_room(pbx, "101") == {"outside": "1", "name": "Anna Huber", "language": "de"}
+        assert astdb_room(pbx, "102") == {"outside": "0"}
+        assert astdb_room(pbx, "103") == {"outside": "1", "name": "Eva Weiss", "language": "en", "dnd": "1"}
+
+        jiri = hotel.add_customer("Novák", "Jiří", language_code="cs-CZ")
+        stay = hotel.add_reservation(jiri, hotel.resource_id("201"))
+        pbx.astdb["/hotel/201/dnd"] = "1"  # the last guest's do-not-disturb
+        hotel.check_in(stay)
+        arrived = {"outside": "1", "name": "Jiří Novák", "language": "cs"}
+        await wait_for(lambda: astdb_room(pbx, "201") == arrived, what="check-in in AstDB")
+
+        hotel.move_reservation(stay, hotel.resource_id("202"))
+        await wait_for(lambda: astdb_room(pbx, "202") == arrived, what="the new room")
+        await wait_for(lambda: astdb_room(pbx, "201") == {"outside": "0"}, what="the old room")
+
+        pbx.astdb["/hotel/202/dnd"] = "1"
+        hotel.check_out(stay)
+        await wait_for(lambda: astdb_room(pbx, "202") == {"outside": "0"}, what="check-out in AstDB")
+
+        later = hotel.add_reservation(anna, hotel.resource_id("301"))
+        hotel.cancel_reservation(later)
+        diagnostics = json.dumps(await bridge.diagnostics(), default=str)
+
+    assert astdb_room(pbx, "301") == {"outside": "0"}
+    assert astdb_room(pbx, "103")["dnd"] == "1"
+    assert SECRET not in diagnostics
+    [service] = json.loads(diagnostics)["instances"]
+    assert service["state"] == "loaded"
+    assert service["instance"]["in_house"] == 2
+    assert service["instance"]["tax_code"] == "AT-S"
+
+
+async def test_the_pbx_is_resynced_after_it_restarts(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna", language_code="de-AT")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings):
+        assert astdb_room(pbx, "101")["outside"] == "1"
+        pbx.astdb.clear()  # a PBX rebuilt from scratch
+        pbx.drop_connections()
+        await wait_for(lambda: astdb_room(pbx, "101").get("name") == "Anna Huber", what="resync")
+    assert pbx.logins == 2
+
+
+@pytest.mark.parametrize("hotel", ["Gross", "Net"], indirect=True)
+async def test_a_call_abroad_is_posted_once_to_the_guest_in_the_room(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna", language_code="de-AT")
+    reservation = hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    start = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(minutes=5)
+
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=192, start=start)
+        await wait_for(lambda: len(hotel.orders) == 1, what="the order")
+        pbx.emit("Cdr", call.pairs[2:], category="cdr")  # Asterisk sends the same CDR again
+        second = await pbx.place_call("101", "221234567", billsec=30)
+        await wait_for(lambda: len(hotel.orders) == 2, what="the second order")
+        record = await charge(bridge, call)
+
+    order = hotel.orders[0]
+    expected_start = start.replace(tzinfo=pbx.timezone).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert order["AccountId"] == anna
+    assert order["ServiceId"] == hotel.service_id("Telephone")
+    assert order["LinkedReservationId"] == reservation
+    assert order["ConsumptionUtc"] == expected_start
+    [item] = order["Items"]
+    assert item["BillingName"] == "Call to +44 20 7123 4567 (3 min 12 s)"
+    # +44: international at 1.50 a minute, 1.00 set-up; 192 s are 4 started minutes.
+    value = "GrossValue" if hotel.pricing == "Gross" else "NetValue"
+    assert item["UnitAmount"][value] == 7.0
+    assert item["UnitAmount"]["Currency"] == "PLN"
+    assert [tax["Code"] for tax in item["UnitAmount"]["TaxValues"]] == ["AT-S"]
+    assert item["AccountingCategoryId"] == hotel.accounting_category_id("Telephone international")
+    assert item["ExternalIdentifier"] == f"cdr-{call['UniqueID']}"
+    assert hotel.orders[1]["Items"][0]["ExternalIdentifier"] == f"cdr-{second['UniqueID']}"
+    assert len(hotel.calls_to("orders/add")) == 2
+    assert record["state"] == "posted"
+    assert record["order_id"] == order["Id"]
+
+
+async def test_a_call_is_charged_to_whoever_held_the_room_when_it_started(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    reservation = hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        before_move = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(seconds=30)
+        hotel.move_reservation(reservation, hotel.resource_id("102"))
+        await wait_for(lambda: astdb_room(pbx, "101") == {"outside": "0"}, what="the move")
+        # The CDR of a call from the old room, begun before the move, ends after it.
+        await pbx.place_call("101", "221234567", billsec=40, start=before_move)
+        during_stay = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(seconds=2)
+        hotel.check_out(reservation)
+        await wait_for(lambda: astdb_room(pbx, "102") == {"outside": "0"}, what="the check-out")
+        await pbx.place_call("102", "221234567", billsec=50, start=during_stay)
+        after = await pbx.place_call("102", "221234567", billsec=60, start=during_stay + timedelta(minutes=5))
+        await wait_for(lambda: len(hotel.orders) == 2, what="both orders")
+        unassigned = await wait_for_charge(bridge, after, "unassigned")
+    assert [o["LinkedReservationId"] for o in hotel.orders] == [reservation, reservation]
+    assert [o["Items"][0]["BillingName"] for o in hotel.orders] == [
+        "Call to +48 22 123 45 67 (40 s)",
+        "Call to +48 22 123 45 67 (50 s)",
+    ]
+    assert unassigned["error"] == "nobody was in room 102 when the call started"
+
+
+async def test_no_post_guests_and_empty_rooms_are_recorded_not_charged(pbx, hotel, settings):
+    gruber = hotel.add_customer("Gruber", "Franz", classifications=("Cashlist",))
+    hotel.add_reservation(gruber, hotel.resource_id("102"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        refused_call = await pbx.place_call("102", "00442071234567", billsec=60)
+        empty_call = await pbx.place_call("103", "221234567", billsec=60)
+        unanswered = await pbx.place_call("102", "221234567", answered=False)
+        refused = await wait_for_charge(bridge, refused_call, "refused")
+        unassigned = await wait_for_charge(bridge, empty_call, "unassigned")
+        assert await charge(bridge, unanswered) is None
+    assert hotel.orders == []
+    assert refused["error"] == "the guest is on the Cashlist (No Post)"
+    assert refused["account_id"] == gruber
+    assert (unassigned["room"], unassigned["amount"]) == ("103", "0.30")
+
+
+async def test_a_mews_outage_is_ridden_out_and_a_refusal_is_not_retried(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        hotel.faults.fail_operation("orders/add", times=3, status=503)
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for(lambda: len(hotel.orders) == 1, what="the order after the outage")
+
+        hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid ServiceId.")
+        refused = await pbx.place_call("101", "00442071234567", billsec=61)
+        failed = await wait_for_charge(bridge, refused, "failed")
+        posted = await charge(bridge, call)
+    assert len(hotel.orders) == 1
+    assert hotel.orders[0]["Items"][0]["ExternalIdentifier"] == posted["key"]
+    assert posted["attempts"] > 1  # sent again, after looking the order up first
+    assert hotel.calls_to("orderItems/getAll")
+    assert failed["error"] == "Invalid ServiceId."
+    assert len(hotel.calls_to("orders/add")) == 4 + 1
+
+
+async def test_a_charge_pending_at_shutdown_is_posted_once_after_the_restart(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    hotel.faults.fail_operation("orders/add", times=10**6, status=503)
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for(lambda: hotel.calls_to("orders/add"), what="a first try")
+        assert (await charge(bridge, call))["state"] == "pending"
+    hotel.faults.clear()
+
+    async with bridge_with_pbx(settings) as bridge:
+        await wait_for(lambda: hotel.orders, what="the order after the restart")
+        assert (await charge(bridge, call))["state"] == "posted"
+    assert len(hotel.orders) == 1
