@@ -14,14 +14,24 @@ from typing import Any
 
 import click
 
-from mews_bridge.bridge import instance_state_dir
-from mews_bridge.testing import bridge_settings, device, running_bridge, wait_for_final_state
+from mews_bridge.bridge import Bridge, instance_state_dir
+from mews_bridge.testing import (
+    bridge_settings,
+    device,
+    running_bridge,
+    service,
+    wait_for,
+    wait_for_final_state,
+)
 
+from ..ami import AmiSimulator
 from ..escpos.samples import registration_card_pdf
 from ..escpos.simulator import PrinterSimulator
 from ..keycutter import EncoderSimulator
 from ..mews import BillPayment, LineItem, MewsSimulator
 
+TARIFF = Path(__file__).with_name("tariff.toml")
+AMI_USER, AMI_SECRET = "mewsbridge", "demo-secret"
 FISCAL_OPTIONS = {
     "profile": "rksv",
     "register_id": "DEMO-1",
@@ -47,6 +57,8 @@ class Demo:
         self.sim: MewsSimulator
         self.encoder: EncoderSimulator
         self.printer: PrinterSimulator
+        self.pbx: AmiSimulator
+        self.bridge: Bridge
 
     def say(self, text: str) -> None:
         click.echo(click.style("▸ ", fg="cyan") + text)
@@ -63,8 +75,12 @@ class Demo:
             self.sim = await stack.enter_async_context(MewsSimulator())
             self.encoder = await stack.enter_async_context(EncoderSimulator("salto", tcp=False))
             self.printer = await stack.enter_async_context(PrinterSimulator(self.out / "receipts"))
+            self.pbx = await stack.enter_async_context(
+                AmiSimulator(username=AMI_USER, secret=AMI_SECRET, timezone="Europe/Vienna")
+            )
             self.say(f"Mews simulator on {self.sim.platform_url}")
             self.say(f"ESC/POS printer on {self.printer.url}; SALTO encoder on {self.encoder.port_url}")
+            self.say(f"Asterisk AMI on 127.0.0.1:{self.pbx.port}")
             printer_id = self.sim.add_device("Reception printer", "Printer")
             encoder_id = self.sim.add_device("Reception encoder", "KeyCutter")
             fiscal_id = self.sim.add_device("Fiscal machine", "FiscalMachine")
@@ -86,21 +102,24 @@ class Demo:
                     ),
                     device("Fiscal machine", "Fiscal machine", "fiscal_virtual", FISCAL_OPTIONS),
                 ],
+                services=[service("Telephone exchange", "asterisk_pbx", self.pbx_options())],
             )
-            bridge = await stack.enter_async_context(running_bridge(settings, entry_points=True))
-            self.say(
-                f"Bridge connected with {len(bridge.instances)} devices; journal in {self.out / 'state'}"
-            )
+            self.bridge = await stack.enter_async_context(running_bridge(settings, entry_points=True))
+            for managed in self.bridge.instances:
+                await managed.wait_loaded()
+            self.say(f"Bridge connected: {len(self.bridge.instances)} devices and services ready")
             await self.registration_card(printer_id)
             await self.keys(encoder_id)
             await self.outage(encoder_id)
             await self.bill(fiscal_id)
+            await self.phones()
             self.summary()
             if keep_running:
                 self.say("Everything stays up; press Ctrl-C to stop.")
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()
-        return 0 if all(row.state == "Processed" for row in self.rows) else 1
+        expected = {"Call from room 202 (No Post)": "Refused"}
+        return 0 if all(row.state == expected.get(row.what, "Processed") for row in self.rows) else 1
 
     async def registration_card(self, printer_id: str) -> None:
         self.say(
@@ -110,11 +129,7 @@ class Demo:
         await self.command(
             "Registration card", "Reception printer", self.sim.add_printer_command(printer_id, pdf)
         )
-        for receipt in self.printer.receipts:
-            self.written.append(receipt.png_path)
-        self.say(
-            f"The printer cut {len(self.printer.receipts)} receipt(s); the picture is {self.written[-1]}"
-        )
+        self.say(f"The printer cut the receipt; its picture is {self.printer.receipts[-1].png_path}")
 
     async def bill(self, fiscal_id: str) -> None:
         guest = self.sim.add_customer("Novak", "Anna")
@@ -138,6 +153,81 @@ class Demo:
         self.say(
             f"The export verifies offline: {verified.strip().splitlines()[-1] if verified.strip() else 'ok'}"
         )
+
+    def pbx_options(self) -> dict[str, Any]:
+        categories = {
+            call_class: self.sim.accounting_category_id(f"Telephone {call_class}")
+            for call_class in ("local", "national", "mobile", "international", "premium")
+        }
+        return {
+            "host": "127.0.0.1",
+            "port": self.pbx.port,
+            "username": AMI_USER,
+            "secret": AMI_SECRET,
+            "service_id": self.sim.service_id("Telephone"),
+            "tariff": str(TARIFF),
+            "rooms": "{room}",
+            "timezone": "Europe/Vienna",
+            "accounting_categories": categories,
+        }
+
+    def phone(self, room: str) -> dict[str, str]:
+        prefix = f"/hotel/{room}/"
+        return {
+            key.removeprefix(prefix): value for key, value in self.pbx.astdb.items() if key.startswith(prefix)
+        }
+
+    async def call(self, what: str, room: str, number: str, seconds: int) -> dict[str, Any]:
+        """Place a call from ``room`` and wait until the bridge has settled its charge."""
+        event = await self.pbx.place_call(room, number, billsec=seconds, duration=seconds + 8)
+        store = self.bridge.instances[-1].ctx.store
+        key = f"charge:cdr-{event['UniqueID']}"
+
+        async def settled() -> dict[str, Any] | None:
+            charge = await store.get(key)
+            return charge if charge and charge["state"] != "pending" else None
+
+        charge: dict[str, Any] | None = None
+        for _ in range(1000):
+            if charge := await settled():
+                break
+            await asyncio.sleep(0.02)
+        assert charge is not None, f"the call from {room} was never settled"
+        state = {"posted": "Processed", "refused": "Refused"}.get(charge["state"], charge["state"])
+        notes = f"{charge['item']}: {charge['currency']} {charge['amount']}"
+        if charge["state"] == "posted":
+            notes += f" on {charge['guest']}'s bill"
+        elif charge.get("error"):
+            notes += f", not charged: {charge['error']}"
+        self.rows.append(Row(what, "Telephone exchange", state, notes))
+        colour = "green" if state == "Processed" else "yellow"
+        click.echo(f"    {click.style(state, fg=colour)}: {notes}")
+        return charge
+
+    async def phones(self) -> None:
+        guest = self.sim.add_customer("Horak", "Jana", language_code="cs-CZ")
+        reservation = self.sim.add_reservation(guest, self.sim.resource_id("201"))
+        self.say("Jana Horak checks in to room 201: her phone gets an outside line and her name.")
+        self.sim.check_in(reservation)
+        await wait_for(lambda: self.phone("201").get("outside") == "1", 10, "room 201's outside line")
+        self.say(f"    AstDB hotel/201: {self.phone('201')}")
+        self.say("She calls London for 3 min 12 s; the charge goes to her bill in Mews.")
+        await self.call("Call from room 201", "201", "00442079460000", 192)
+        order = self.sim.orders[-1]
+        item, amount = order["Items"][0], order["Items"][0]["Amount"]
+        self.say(
+            f"    Mews order item: {item['BillingName']}, {amount['Currency']} {amount['GrossValue']} gross, "
+            f"linked to reservation {order['LinkedReservationId']}"
+        )
+        no_post = self.sim.add_customer("Weber", "Karl", classifications=("Cashlist",))
+        self.sim.check_in(self.sim.add_reservation(no_post, self.sim.resource_id("202")))
+        await wait_for(lambda: self.phone("202").get("outside") == "1", 10, "room 202's outside line")
+        self.say("Karl Weber in room 202 is a No Post guest; his call must not reach his bill.")
+        await self.call("Call from room 202 (No Post)", "202", "00436641234567", 45)
+        self.say("Jana checks out: her phone closes and her name is cleared.")
+        self.sim.check_out(reservation)
+        await wait_for(lambda: self.phone("201").get("outside") != "1", 10, "room 201's line to close")
+        self.say(f"    AstDB hotel/201: {self.phone('201')}")
 
     async def cli(self, *args: str) -> str:
         """Run ``mews-bridge ARGS`` as an installer would; its output, or an error."""
