@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 
 import pytest
+
+from mews_bridge.testing import run_cli
 
 CONFIG = """
 [mews]
@@ -31,20 +30,6 @@ driver = "{driver}"
 ENCODER = 'port = "socket://127.0.0.1:9"\ndialect = "salto"\nencoder = "Encoder1"'
 
 
-async def mews_bridge(*args, env=None):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mews_bridge",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
-
-
 @pytest.fixture
 def write_config(tmp_path, mews_simulator):
     def write(driver="serial_keycutter", options=ENCODER, access_token=None):
@@ -66,7 +51,7 @@ def write_config(tmp_path, mews_simulator):
 
 
 async def test_check_names_an_unknown_driver_and_lists_the_installed_ones(write_config):
-    code, _, err = await mews_bridge("--config", write_config(driver="epson_magic"), "check")
+    code, _, err = await run_cli("--config", write_config(driver="epson_magic"), "check")
     assert code == 78
     assert "devices[0].driver: no driver called 'epson_magic' is installed" in err
     assert "(installed: " in err and "serial_keycutter" in err
@@ -74,7 +59,7 @@ async def test_check_names_an_unknown_driver_and_lists_the_installed_ones(write_
 
 async def test_check_names_the_path_and_plugin_of_a_bad_option(write_config):
     options = ENCODER.replace("salto", "acme") + "\ncolour = 1"
-    code, _, err = await mews_bridge("--config", write_config(options=options), "run")
+    code, _, err = await run_cli("--config", write_config(options=options), "run")
     assert code == 78
     assert "devices[0].options.dialect: " in err
     assert "devices[0].options.colour: Extra inputs are not permitted (driver serial_keycutter 0.1.0)" in err
@@ -83,7 +68,7 @@ async def test_check_names_the_path_and_plugin_of_a_bad_option(write_config):
 async def test_check_online_compares_configured_devices_with_mews(write_config, mews_simulator):
     mews_simulator.add_device("Reception encoder", "KeyCutter")
     mews_simulator.add_device("Spa printer", "Printer")
-    code, out, err = await mews_bridge("--config", write_config(), "check", "--online")
+    code, out, err = await run_cli("--config", write_config(), "check", "--online")
     assert code == 0, err
     assert (
         "device 'Reception encoder': serial_keycutter 0.1.0 <- Mews device 'Reception encoder'  found (KeyCutter"
@@ -93,17 +78,17 @@ async def test_check_online_compares_configured_devices_with_mews(write_config, 
 
 
 async def test_run_stops_with_a_clear_message_when_mews_refuses_the_tokens(write_config):
-    code, _, err = await mews_bridge("--config", write_config(access_token="WRONG-TOKEN-1234"), "run")
+    code, _, err = await run_cli("--config", write_config(access_token="WRONG-TOKEN-1234"), "run")
     assert code == 78
     assert "Mews refused the tokens" in err
     assert "WRONG-TOKEN-1234" not in err
 
 
 async def test_config_example_covers_every_installed_plugin():
-    code, listing, _ = await mews_bridge("plugins", "--json")
+    code, listing, _ = await run_cli("plugins", "--json")
     assert code == 0
     plugins = json.loads(listing)
-    code, out, _ = await mews_bridge("config", "example")
+    code, out, _ = await run_cli("config", "example")
     assert code == 0
     drivers = [name for plugin in plugins for name in plugin["drivers"]]
     services = [name for plugin in plugins for name in plugin["services"]]
@@ -117,5 +102,5 @@ async def test_config_example_covers_every_installed_plugin():
 
 
 async def test_version():
-    code, out, _ = await mews_bridge("--version")
+    code, out, _ = await run_cli("--version")
     assert code == 0 and "mews-bridge, version 0.1.0" in out

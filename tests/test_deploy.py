@@ -111,7 +111,9 @@ def test_guide_settings_example_loads_and_its_devices_validate(tmp_path, clean_e
     path.write_text(guide_block("settings-example"))
     settings = load_settings(path, required=True)
     assert settings.bridge.state_dir == BridgeSettings().state_dir
-    assert settings.bridge.shutdown_grace_s < float(one(unit_settings()["Service"], "TimeoutStopSec").removesuffix("s"))
+    assert settings.bridge.shutdown_grace_s < float(
+        one(unit_settings()["Service"], "TimeoutStopSec").removesuffix("s")
+    )
     host = PluginHost()
     host.load_entry_points()
     missing = {d.driver for d in settings.devices} - set(host.drivers)

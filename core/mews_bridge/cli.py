@@ -13,14 +13,21 @@ from typing import Any
 import click
 
 from . import __version__
-from .bridge import Bridge, plan_instances
+from .bridge import Bridge, instance_state_dir, plan_instances
 from .config_example import example_config
 from .exceptions import ConfigurationError
 from .logs import configure_logging
 from .mews.client import MewsClient
 from .mews.errors import MewsAuthError, MewsError
 from .plugins import PluginHost
-from .settings import DEFAULT_CONFIG_PATH, Settings, load_plugin_selection, load_settings
+from .settings import (
+    DEFAULT_CONFIG_PATH,
+    DeviceEntry,
+    ServiceEntry,
+    Settings,
+    load_plugin_selection,
+    load_settings,
+)
 
 log = logging.getLogger("mews_bridge")
 EX_CONFIG = 78  # sysexits.h; the systemd unit does not restart on it
@@ -53,6 +60,38 @@ class CliState:
             except ConfigurationError as exc:
                 raise SettingsInvalid(exc) from None
         return self._settings
+
+    def entry(
+        self, implementation: str, name: str | None = None, *, option: str = "--name", required: bool = True
+    ) -> DeviceEntry | ServiceEntry | None:
+        """The configured device or service that uses ``implementation`` (a driver or service name).
+
+        With ``name``, the entry of that name; without, the only one. Plugins' commands use this to find
+        their instance; an ambiguous or missing one ends the command with a usage error naming ``option``.
+        """
+        entries = [e for e in self.settings.devices if e.driver == implementation]
+        entries += [e for e in self.settings.services if e.service == implementation]
+        if name is not None:
+            chosen = next((e for e in entries if e.name == name), None)
+            if chosen is None:
+                names = ", ".join(e.name for e in entries) or "none"
+                raise click.UsageError(f"No {implementation} called {name!r} (configured: {names}).")
+            return chosen
+        if len(entries) == 1:
+            return entries[0]
+        if entries:
+            raise click.UsageError(
+                f"{len(entries)} {implementation} entries are configured: choose one with {option}."
+            )
+        if required:
+            raise click.UsageError(
+                f"No [[devices]] or [[services]] entry uses {implementation!r} in the settings."
+            )
+        return None
+
+    def instance_state_dir(self, entry: DeviceEntry | ServiceEntry) -> Path:
+        """Where that configured instance keeps its own files."""
+        return instance_state_dir(self.settings.bridge.state_dir, entry.name)
 
     @property
     def host(self) -> PluginHost:

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+from pydantic import SecretStr
 
 from .bridge import Bridge
 from .mews.models import FINAL_STATES
@@ -138,3 +143,41 @@ async def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "conditi
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+async def run_cli(*args: object, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> CliResult:
+    """Run ``mews-bridge ARGS`` in a subprocess, as an installer would, and collect what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mews_bridge",
+        *map(str, args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout_s)
+    return CliResult(process.returncode or 0, out.decode(), err.decode())
+
+
+def write_settings_file(settings: Settings, path: Path) -> Path:
+    """``settings`` as a TOML file for ``mews-bridge --config`` (secrets in clear: for tests only)."""
+
+    def toml(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml(v)}" for k, v in value.items()) + " }"
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(toml(v) for v in value) + "]"
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return json.dumps(value if isinstance(value, (bool, int, float)) else str(value))
+
+    document = settings.model_dump(exclude_none=True)
+    path.write_text("".join(f"{key} = {toml(value)}\n" for key, value in document.items()))
+    return path

@@ -3,16 +3,13 @@ and a subprocess."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from mews_bridge.settings import load_settings
-from mews_bridge.testing import running_bridge, wait_for
+from mews_bridge.testing import run_cli, running_bridge, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -42,20 +39,6 @@ international = "{international}"
 """
 
 
-async def mews_bridge(*args):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mews_bridge",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=os.environ.copy(),
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    return process.returncode, out.decode(), err.decode()
-
-
 @pytest.fixture
 def config_file(tmp_path, hotel, pbx_options):
     options = pbx_options
@@ -75,7 +58,7 @@ def config_file(tmp_path, hotel, pbx_options):
 
 
 async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):
-    code, out, err = await mews_bridge("--config", config_file, "pbx", "setup")
+    code, out, err = await run_cli("--config", config_file, "pbx", "setup")
     assert code == 0, err
     telephone = hotel.service_id("Telephone")
     international = hotel.accounting_category_id("Telephone international")
@@ -95,7 +78,7 @@ async def test_resync_brings_the_room_phones_in_line_on_demand(config_file, hote
     anna = hotel.add_customer("Huber", "Anna", language_code="de-AT")
     hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
     pbx.astdb.update({"/hotel/101/outside": "0", "/hotel/102/outside": "1", "/hotel/102/name": "Old Guest"})
-    code, out, err = await mews_bridge("--config", config_file, "pbx", "resync")
+    code, out, err = await run_cli("--config", config_file, "pbx", "resync")
     assert code == 0, err
     assert (pbx.astdb["/hotel/101/outside"], pbx.astdb["/hotel/101/name"]) == ("1", "Anna Huber")
     assert pbx.astdb["/hotel/102/outside"] == "0"
@@ -118,7 +101,7 @@ async def test_charges_lists_every_state(config_file, hotel, pbx):
         await pbx.place_call("103", "221234567", billsec=60)
         await wait_for(lambda: managed.instance._ledger.outcomes.total() == 3, what="three charges settled")
 
-    code, out, err = await mews_bridge("--config", config_file, "pbx", "charges")
+    code, out, err = await run_cli("--config", config_file, "pbx", "charges")
     assert code == 0, err
     lines = out.splitlines()
     posted = next(line for line in lines if "posted" in line and "order" in line)
@@ -128,9 +111,7 @@ async def test_charges_lists_every_state(config_file, hotel, pbx):
     assert any("room 103" in line and "unassigned" in line for line in lines)
     assert lines[-1] == "posted: 1 (7.00 PLN); refused (No Post): 1 (2.50 PLN); unassigned: 1 (0.30 PLN)"
 
-    code, out, _ = await mews_bridge(
-        "--config", config_file, "pbx", "charges", "--state", "refused", "--json"
-    )
+    code, out, _ = await run_cli("--config", config_file, "pbx", "charges", "--state", "refused", "--json")
     assert code == 0
     [refused] = json.loads(out)
     assert (refused["state"], refused["account_id"]) == ("refused", gruber)

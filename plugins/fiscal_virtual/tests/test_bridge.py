@@ -4,12 +4,10 @@ what Mews recorded, the fiscal journal, the receipts the printer cut and the com
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import re
-import sys
 import zipfile
 
 import pytest
@@ -17,7 +15,15 @@ import qrcode
 from PIL import ImageOps
 
 from mews_bridge.bridge import instance_state_dir
-from mews_bridge.testing import bridge_settings, device, running_bridge, wait_for, wait_for_final_state
+from mews_bridge.testing import (
+    bridge_settings,
+    device,
+    run_cli,
+    running_bridge,
+    wait_for,
+    wait_for_final_state,
+    write_settings_file,
+)
 from mews_bridge_fiscal_virtual.profiles.base import qr_string, short_code
 from mews_bridge_fiscal_virtual.register import FiscalRegister
 from mews_bridge_mocks.escpos.samples import registration_card_pdf
@@ -363,28 +369,6 @@ async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_th
 # -- the command line -----------------------------------------------------------------------------
 
 
-def toml(value):
-    """``value`` as TOML, tables inline (JSON strings, numbers and booleans are TOML too)."""
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml(v) for v in value) + "]"
-    return json.dumps(value if isinstance(value, bool | int | float) else str(value))
-
-
-async def mews_bridge(*args):
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mews_bridge",
-        *map(str, args),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
-
-
 def tampered(export, command_id):
     """A copy of ``export`` in which the receipt of ``command_id`` records 10.00 more wine, and where
     that record is: its line in ``entries.jsonl`` and its seq."""
@@ -415,24 +399,13 @@ async def test_the_journal_exports_and_verifies_from_the_command_line_and_tamper
             await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill())) for _ in range(2)
         ]
     assert [final["State"] for final in finals] == ["Processed", "Processed"]
-    config = tmp_path / "config.toml"
-    document = {
-        "mews": {
-            "platform_url": sim.platform_url,
-            "websocket_url": sim.websocket_url,
-            "client_token": sim.client_token,
-            "access_token": sim.access_token,
-        },
-        "bridge": {"state_dir": state_dir},
-        "devices": devices(),  # what the bridge ran with
-    }
-    config.write_text("".join(f"{key} = {toml(value)}\n" for key, value in document.items()))
+    config = write_settings_file(settings(), tmp_path / "config.toml")  # what the bridge ran with
     export = tmp_path / "fiscal-export.zip"
 
-    exported = await mews_bridge("--config", config, "fiscal", "export", "-o", export)
-    verified = await mews_bridge("--config", config, "fiscal", "verify", export)
+    exported = await run_cli("--config", config, "fiscal", "export", "-o", export)
+    verified = await run_cli("--config", config, "fiscal", "verify", export)
     broken, line, seq = tampered(export, finals[1]["Id"])
-    refused = await mews_bridge("--config", config, "fiscal", "verify", broken)
+    refused = await run_cli("--config", config, "fiscal", "verify", broken)
 
     assert exported[0] == 0, exported[2]
     assert f"Wrote {export}" in exported[1]

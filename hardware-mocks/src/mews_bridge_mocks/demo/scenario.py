@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from mews_bridge.bridge import Bridge, instance_state_dir
 from mews_bridge.testing import (
     bridge_settings,
     device,
+    run_cli,
     running_bridge,
     service,
     wait_for,
@@ -231,18 +231,10 @@ class Demo:
 
     async def cli(self, *args: str) -> str:
         """Run ``mews-bridge ARGS`` as an installer would; its output, or an error."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mews_bridge",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await process.communicate()
-        if process.returncode:
-            raise RuntimeError(f"mews-bridge {' '.join(args)} failed: {out.decode()}")
-        return out.decode()
+        result = await run_cli(*args)
+        if result.code:
+            raise RuntimeError(f"mews-bridge {' '.join(args)} failed: {result.out}{result.err}")
+        return result.out
 
     async def keys(self, encoder_id: str) -> None:
         guest = self.sim.add_customer("Novak", "Anna")

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mews_bridge.settings import ServiceEntry
+
 from .charges import STATES
 
 if TYPE_CHECKING:
-    from mews_bridge.settings import ServiceEntry, Settings
+    from mews_bridge.cli import CliState
+    from mews_bridge.settings import Settings
 
     from .charges import Charge
     from .options import AsteriskPbxOptions
@@ -27,32 +30,20 @@ if TYPE_CHECKING:
 SERVICE = "asterisk_pbx"
 
 
-def _settings() -> Settings:
+def _cli_state() -> CliState:
     from mews_bridge.cli import CliState
 
     state = click.get_current_context().find_object(CliState)
     if state is None:
         raise click.UsageError("No bridge settings are loaded.")
-    return state.settings
+    return state
 
 
-def _entry(settings: Settings, name: str | None, *, required: bool) -> ServiceEntry | None:
-    entries = [s for s in settings.services if s.service == SERVICE]
-    if name is not None:
-        chosen = next((e for e in entries if e.name == name), None)
-        if chosen is None:
-            names = ", ".join(e.name for e in entries) or "none"
-            raise click.UsageError(f"No {SERVICE} service called {name!r} (configured: {names}).")
-        return chosen
-    if len(entries) == 1:
-        return entries[0]
-    if entries:
-        raise click.UsageError(
-            f"{len(entries)} {SERVICE} services are configured: choose one with --service."
-        )
-    if required:
-        raise click.UsageError(f"No [[services]] entry with service = {SERVICE!r} in the settings.")
-    return None
+def _entry(name: str | None, *, required: bool) -> tuple[Settings, ServiceEntry | None]:
+    state = _cli_state()
+    entry = state.entry(SERVICE, name, option="--service", required=required)
+    assert entry is None or isinstance(entry, ServiceEntry)
+    return state.settings, entry
 
 
 _service = click.option("--service", "name", help=f"Name of the configured {SERVICE} service.")
@@ -70,8 +61,7 @@ def pbx() -> None:
 @_service
 def setup_command(name: str | None) -> None:
     """List the property's services, accounting categories and rooms, and check the PBX link."""
-    settings = _settings()
-    entry = _entry(settings, name, required=False)
+    settings, entry = _entry(name, required=False)
     options = _options(entry) if entry else None
     asyncio.run(_setup(settings, options))
 
@@ -188,8 +178,7 @@ async def _check_ami(options: AsteriskPbxOptions) -> None:
 @_service
 def resync_command(name: str | None) -> None:
     """Write to Asterisk's AstDB what differs from Mews: who is in which room, now."""
-    settings = _settings()
-    entry = _entry(settings, name, required=True)
+    settings, entry = _entry(name, required=True)
     assert entry is not None
     options = _options(entry)
     if options is None:
@@ -255,8 +244,7 @@ def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) ->
     """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed."""
     from mews_bridge.bridge import JOURNAL_FILE
 
-    settings = _settings()
-    entry = _entry(settings, name, required=True)
+    settings, entry = _entry(name, required=True)
     assert entry is not None
     path = settings.bridge.state_dir / JOURNAL_FILE
     charges = asyncio.run(_read(path, f"service:{entry.name}")) if path.exists() else []

@@ -26,9 +26,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+
+from mews_bridge.option_types import TimeZoneName
 
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
@@ -47,7 +48,9 @@ class AsteriskPbxOptions(BaseModel):
     rooms: str | dict[str, str] = Field(
         "{room}", description="Extension ↔ room: a map, or a pattern such as '2{room}'"
     )
-    timezone: str | None = Field(None, description="The PBX host's time zone (default: the property's)")
+    timezone: TimeZoneName | None = Field(
+        None, description="The PBX host's time zone (default: the property's)"
+    )
     accounting_categories: dict[str, str] = Field(
         default_factory=dict, description="Tariff class → Mews accounting category id"
     )
@@ -66,16 +69,6 @@ class AsteriskPbxOptions(BaseModel):
     retry_max_s: float = Field(300, gt=0, description="Longest wait between tries to post a charge")
 
     _tariff: Tariff = PrivateAttr()
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r} (write e.g. Europe/Warsaw)") from None
-        return value
 
     @field_validator("rooms")
     @classmethod

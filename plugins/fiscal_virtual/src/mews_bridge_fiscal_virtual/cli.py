@@ -32,22 +32,9 @@ def _state_dir(device: str | None, state_dir: Path | None) -> Path:
     state = click.get_current_context().find_object(CliState)
     if state is None:
         raise click.UsageError("No bridge settings are loaded: give --state-dir.")
-    settings = state.settings
-    machines = [d for d in settings.devices if d.driver == DRIVER]
-    if device is not None:
-        chosen = next((d for d in machines if d.name == device), None)
-        if chosen is None:
-            names = ", ".join(d.name for d in machines) or "none"
-            raise click.UsageError(f"No {DRIVER} device called {device!r} (configured: {names}).")
-    elif len(machines) == 1:
-        chosen = machines[0]
-    else:
-        raise click.UsageError(
-            f"{len(machines)} {DRIVER} devices are configured: choose one with --device, or give --state-dir."
-        )
-    from mews_bridge.bridge import instance_state_dir
-
-    return instance_state_dir(settings.bridge.state_dir, chosen.name)
+    entry = state.entry(DRIVER, device, option="--device, or give --state-dir")
+    assert entry is not None
+    return state.instance_state_dir(entry)
 
 
 def _open(device: str | None, state_dir: Path | None) -> FiscalRegister:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import time
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mews_bridge.option_types import TimeZoneName
 
 from .profiles import PROFILES
 
@@ -25,7 +26,7 @@ class FiscalOptions(BaseModel):
     """The register (RKSV Kassen-ID): letters, digits, ``. : / -``; never ``_`` (the RKSV separator)."""
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     """ISO code; default: the property's currency. RKSV is EUR only."""
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     """IANA zone of the property (``Europe/Vienna``); default: the property's zone in Mews."""
     tax_map: dict[str, str] = Field(min_length=1)
     """Mews tax rate code (``"AT-2020-20%"``), rate in percent (``"20"``) or ``"none"`` → bucket.
@@ -44,18 +45,6 @@ class FiscalOptions(BaseModel):
     """Record every bill as a training receipt (RKSV ``TRA``), outside the turnover counter."""
     fiscalise_invoices: bool = True
     """False: an ``Invoice`` bill (unpaid, no cash turnover) gets a null receipt instead of a sale."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"unknown time zone {value!r} (use an IANA name such as Europe/Vienna)"
-                ) from None
-        return value
 
     @model_validator(mode="after")
     def _profile_rules(self) -> FiscalOptions:
