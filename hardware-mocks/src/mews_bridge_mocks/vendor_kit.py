@@ -36,7 +36,10 @@ _NOT_COPIED = ("__pycache__", "*.pyc", ".*_cache", "*.egg-info", ".venv", "build
 def checkout_template() -> Path:
     """The template packaged in the wheel, or ``templates/driver-plugin`` of an editable checkout."""
     here = Path(__file__).resolve()
-    for template in (here.parent / "templates" / "driver-plugin", here.parents[3] / "templates" / "driver-plugin"):
+    for template in (
+        here.parent / "templates" / "driver-plugin",
+        here.parents[3] / "templates" / "driver-plugin",
+    ):
         if (template / "pyproject.toml").is_file():
             return template
     raise FileNotFoundError(

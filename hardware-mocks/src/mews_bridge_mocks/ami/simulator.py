@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 from mews_bridge_asterisk_pbx.codec import AmiParser, AmiProtocolError, Message, encode_message
 
+from ..running import Simulator
+
 AMI_VERSION = "11.0.0"  # Asterisk 22
 ASTERISK_VERSION = "22.10.1"
 
@@ -203,7 +205,7 @@ class _Session(asyncio.Protocol):
                 return
 
 
-class AmiSimulator:
+class AmiSimulator(Simulator):
     """A scriptable Asterisk 22 AMI server.
 
     ``async with AmiSimulator(secret="s3cret") as sim:`` listens on ``127.0.0.1`` and a free port
@@ -295,12 +297,6 @@ class AmiSimulator:
         await asyncio.gather(*self._tasks, *workers, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
-
-    async def __aenter__(self) -> AmiSimulator:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def sessions(self) -> int:

@@ -17,13 +17,13 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from PIL import Image
 
 from mews_bridge_escpos_printer.status import PrinterStatus, StatusKind, encode
 
+from ..running import Simulator
 from .decoder import Command, EscposDecoder
 from .renderer import DEFAULT_DOTS, PrintedReceipt, ReceiptRenderer
 
@@ -123,7 +123,7 @@ class EmulatedPrinter:
             self.printed.append(receipt)
 
 
-class PrinterSimulator:
+class PrinterSimulator(Simulator):
     """A TCP (port 9100 style) ESC/POS printer for tests, demos and people."""
 
     def __init__(
@@ -191,14 +191,6 @@ class PrinterSimulator:
                 await task
         await self._server.wait_closed()
         self._server = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def wait_for_receipts(self, count: int, within_s: float = 5.0) -> list[Receipt]:
         """Wait until ``count`` receipts have been cut; raise TimeoutError after ``within_s``."""

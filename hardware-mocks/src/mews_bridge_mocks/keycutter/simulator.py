@@ -16,8 +16,7 @@ import tty
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from mews_bridge_serial_keycutter.codec import (
     ACK,
@@ -31,6 +30,8 @@ from mews_bridge_serial_keycutter.codec import (
     parse_frame,
 )
 from mews_bridge_serial_keycutter.dialects import KeyMode, KeyRequest, Reply, get_dialect
+
+from ..running import Simulator
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class EncodedCard:
         return self.rooms[0]
 
 
-class EncoderSimulator:
+class EncoderSimulator(Simulator):
     """An encoder on a pty pair and on TCP.
 
     Faults (attributes, change them at any time):
@@ -153,15 +154,6 @@ class EncoderSimulator:
                 writer.close()
             await self._server.wait_closed()
             self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # Endpoints
 

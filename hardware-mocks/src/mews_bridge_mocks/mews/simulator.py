@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-
+from ..running import Simulator
 from .auth import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN, Credentials
 from .calls import RecordedCall
 from .faults import Faults
@@ -15,7 +14,7 @@ from .table import Row
 from .websocket import EventHub
 
 
-class MewsSimulator(World):
+class MewsSimulator(World, Simulator):
     """A fake Mews on loopback for tests, benchmarks and demos.
 
     The world helpers (``add_device``, ``add_command``, ``check_in`` ...) come from ``World`` and
@@ -68,15 +67,6 @@ class MewsSimulator(World):
     async def stop(self) -> None:
         await self._server.stop()
         self._address = None
-
-    async def __aenter__(self) -> MewsSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     def _base(self, scheme: str) -> str:
         if self._address is None:
