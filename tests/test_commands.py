@@ -271,3 +271,21 @@ async def test_a_driver_that_blocks_the_event_loop_is_named_in_the_log(
     assert len(blocked) == 1
     assert "by plugin scripted (" in blocked[0]
     assert "scripted_plugin.py" in blocked[0] and "in _perform" in blocked[0]
+
+
+async def test_a_failed_journal_ends_the_command_in_error_and_the_bridge_goes_on(
+    mews_simulator, devices, settings, scripted, log_file
+):
+    async with running_bridge(settings(), {"scripted": scripted}) as bridge:
+        running = mews_simulator.add_command(devices["printer"], scripted.printer_data(sleep_s=0.5))
+        waiting = mews_simulator.add_command(devices["printer"], scripted.printer_data())
+        await wait_for(lambda: runs(log_file, running) == ["start"], what="the first command to start")
+        await wait_for(lambda: bridge.pipeline.status()["devices"]["Desk printer"]["queued"] == 1)
+        await bridge.journal.close()  # the storage goes away under the bridge
+        finals = [await wait_for_final_state(mews_simulator, cid) for cid in (running, waiting)]
+        assert not bridge.pipeline.slots[0].worker.done()  # the device still takes work
+    # the running one finished against the broken storage too (its driver keeps state there): Mews hears it
+    assert finals[0]["State"] == "Error" and "failed unexpectedly" in finals[0]["Notes"]
+    assert finals[1]["State"] == "Error"
+    assert "could not write to its journal" in finals[1]["Notes"]
+    assert runs(log_file, waiting) == []  # not carried out without a record

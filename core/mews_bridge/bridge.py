@@ -217,6 +217,8 @@ class Bridge:
             self._fail(exc)
         except MewsError as exc:
             log.warning("Catch-up after connecting failed (%s); the next sweep repeats it", exc)
+        except Exception as exc:  # the journal failed; the next sweep repeats it
+            log.error("Catch-up after connecting failed", exc_info=exc)
         self.events.publish({"Type": CONNECTED})
 
     async def _on_events(self, events: list[dict[str, Any]]) -> None:
@@ -237,12 +239,14 @@ class Bridge:
             await asyncio.sleep(self.settings.mews.sweep_interval_s)
             try:
                 await self.pipeline.catch_up()
+                await self.journal.prune(_JOURNAL_RETENTION)
             except MewsAuthError as exc:
                 self._fail(exc)
                 return
             except MewsError as exc:
                 log.warning("Sweep of active commands failed: %s", exc)
-            await self.journal.prune(_JOURNAL_RETENTION)
+            except Exception as exc:  # sqlite3 or OS errors: a full or failing disk
+                log.error("Sweep of active commands failed", exc_info=exc)
 
     def _fail(self, exc: BaseException) -> None:
         if self.fatal is None:

@@ -40,6 +40,10 @@ from .settings import BridgeSettings
 
 log = logging.getLogger(__name__)
 _MAX_NOTES = 1000
+JOURNAL_FAILED = (
+    "The bridge could not write to its journal (its storage may be full or failing), so it did not "
+    "carry out this command. Please check the bridge and issue the command again."
+)
 _REMEMBERED_IDS = 10_000
 
 
@@ -293,7 +297,10 @@ class CommandPipeline(LocalDevices):
                 )
                 continue
             commands.sort(key=lambda c: arrival.get(c.id, 0))
-            await self.offer(commands)
+            try:
+                await self.offer(commands)
+            except Exception as exc:  # the journal failed; the sweep offers them again
+                log.error("Could not take %d new command(s): the journal failed", len(commands), exc_info=exc)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -308,8 +315,20 @@ class CommandPipeline(LocalDevices):
                 else:
                     async with self._parallel:
                         await self._run_command(slot, item)
+            except Exception as exc:  # the journal failed before the driver ran (a full or dying SD card)
+                log.error("%s could not start a command: the journal failed", slot.name, exc_info=exc)
+                if isinstance(item, _MewsWork):
+                    await self._report_journal_failure(item.command.id)
             finally:
                 slot.current, slot.run_task = None, None
+
+    async def _report_journal_failure(self, command_id: str) -> None:
+        try:
+            await self.mews.update_command(
+                command_id, "Error", notes=JOURNAL_FAILED, retry_budget_s=self.ack_retry_s
+            )
+        except MewsError as exc:
+            log.error("Could not tell Mews either that command %s failed: %s", command_id, exc)
 
     async def _ready_driver(self, slot: DeviceSlot) -> DeviceDriver[Any]:
         state = await slot.managed.wait_settled()
@@ -334,30 +353,46 @@ class CommandPipeline(LocalDevices):
         if item.cancelled:
             await self.journal.mark_acknowledged(command.id, "Cancelled")
             return
-        marker: asyncio.Task[None] | None = None
-        progress = _ProgressReporter(self, command.id, self.settings.progress_interval_s)
         try:
             data = self._validate(slot, command.data)
             driver = await self._ready_driver(slot)
-            job = CommandJob(command, data, progress.report, interrupted=item.interrupted)
-            await self.journal.mark_running(command.id, slot.name)
-            marker = asyncio.create_task(self._mark_processing(command.id, progress))
-            run = driver.recover(job) if item.interrupted and not driver.replay_safe else driver.execute(job)
-            slot.run_task = asyncio.create_task(run, name=f"{slot.name}: command {command.id}")
-            async with asyncio.timeout(driver.command_timeout_s):
-                notes = await slot.run_task
-            state = "Processed"
         except CommandError as exc:
-            state, notes = "Error", exc.notes
+            await self._finish(command.id, "Error", exc.notes)
+            return
+        # A journal failure here propagates: nothing may run without a record that it started.
+        await self.journal.mark_running(command.id, slot.name)
+        state, notes = await self._drive(slot, item, driver, data)
+        if state == "Cancelled":
+            await self.journal.mark_finished(command.id, state, None)
+            await self.journal.mark_acknowledged(command.id)
+            return
+        await self._finish(command.id, state, notes)
+
+    async def _drive(
+        self, slot: DeviceSlot, item: _MewsWork, driver: DeviceDriver[Any], data: BaseModel
+    ) -> tuple[str, str | None]:
+        """Run (or recover) the command on its driver; the final state and Notes, whatever happens."""
+        command = item.command
+        progress = _ProgressReporter(self, command.id, self.settings.progress_interval_s)
+        marker = asyncio.create_task(self._mark_processing(command.id, progress))
+        job = CommandJob(command, data, progress.report, interrupted=item.interrupted)
+        run = driver.recover(job) if item.interrupted and not driver.replay_safe else driver.execute(job)
+        slot.run_task = asyncio.create_task(run, name=f"{slot.name}: command {command.id}")
+        try:
+            async with asyncio.timeout(driver.command_timeout_s):
+                return "Processed", await slot.run_task
+        except CommandError as exc:
+            return "Error", exc.notes
         except TimeoutError:
-            state = "Error"
-            notes = (
-                f"{slot.name} did not finish within {slot.driver_cls.command_timeout_s:g} s. Please check it."
+            return (
+                "Error",
+                f"{slot.name} did not finish within {driver.command_timeout_s:g} s. Please check it.",
             )
         except asyncio.CancelledError:
-            if not item.cancelled or (asyncio.current_task() and asyncio.current_task().cancelling()):
+            current = asyncio.current_task()
+            if not item.cancelled or (current is not None and current.cancelling()):
                 raise
-            state, notes = "Cancelled", None
+            return "Cancelled", None
         except Exception as exc:
             log.error(
                 "%s (%s %s) crashed on command %s",
@@ -367,17 +402,13 @@ class CommandPipeline(LocalDevices):
                 command.id,
                 exc_info=exc,
             )
-            state = "Error"
-            notes = f"{slot.name} failed unexpectedly ({type(exc).__name__}). The bridge log has the details."
+            return (
+                "Error",
+                f"{slot.name} failed unexpectedly ({type(exc).__name__}). The bridge log has the details.",
+            )
         finally:
-            if marker is not None:
-                marker.cancel()
+            marker.cancel()
             await progress.settle()
-        if state == "Cancelled":
-            await self.journal.mark_finished(command.id, state, None)
-            await self.journal.mark_acknowledged(command.id)
-            return
-        await self._finish(command.id, state, notes)
 
     async def _mark_processing(self, command_id: str, progress: _ProgressReporter) -> None:
         await asyncio.sleep(self.processing_after_s)
@@ -422,7 +453,10 @@ class CommandPipeline(LocalDevices):
     async def _finish(self, command_id: str, state: str, notes: str | None) -> None:
         if notes and len(notes) > _MAX_NOTES:
             notes = notes[: _MAX_NOTES - 1] + "…"
-        await self.journal.mark_finished(command_id, state, notes)
+        try:
+            await self.journal.mark_finished(command_id, state, notes)
+        except Exception as exc:  # the outcome is real: Mews still hears it
+            log.error("Could not record the result of %s: the journal failed", command_id, exc_info=exc)
         log.info("Command %s: %s%s", command_id, state, f" ({notes})" if notes else "")
         await self._acknowledge(command_id, state, notes)
 
@@ -442,16 +476,22 @@ class CommandPipeline(LocalDevices):
             self._ack_wanted.set()
             return False
         self._unacknowledged.pop(command_id, None)
-        await self.journal.mark_acknowledged(command_id)
+        try:
+            await self.journal.mark_acknowledged(command_id)
+        except Exception as exc:  # Mews has it; the next start reads the state back from Mews
+            log.error("Could not record that Mews has the result of %s", command_id, exc_info=exc)
         return True
 
     async def _ack_loop(self) -> None:
         while True:
             await self._ack_wanted.wait()
             await asyncio.sleep(self.ack_retry_s)
-            for command_id, (state, notes) in list(self._unacknowledged.items()):
-                if not await self._acknowledge(command_id, state, notes):
-                    break
+            try:
+                for command_id, (state, notes) in list(self._unacknowledged.items()):
+                    if not await self._acknowledge(command_id, state, notes):
+                        break
+            except Exception as exc:  # the journal failed; the results stay queued for the next round
+                log.error("Could not record acknowledgements: the journal failed", exc_info=exc)
             if not self._unacknowledged:
                 self._ack_wanted.clear()
 

@@ -74,6 +74,8 @@ class EventStream:
                 log.warning("Mews event stream refused (HTTP %s); reconnecting", exc.response.status_code)
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 log.warning("Mews event stream lost (%s); reconnecting", str(exc) or type(exc).__name__)
+            except Exception as exc:  # a fault in handling events must not end the stream for good
+                log.error("Mews event stream failed; reconnecting", exc_info=exc)
             finally:
                 self.connected.clear()
             failures = 0 if time.monotonic() - started > _STABLE_AFTER_S else failures + 1
