@@ -205,6 +205,9 @@ class Bridge:
                 except MewsError as exc:
                     log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
                     await asyncio.sleep(5)
+                except Exception as exc:  # the journal is busy or failing: try again, never give up
+                    log.error("Could not settle the last run's commands; retrying", exc_info=exc)
+                    await asyncio.sleep(5)
             await self.stream.run()
         except MewsAuthError as exc:
             self._fail(exc)

@@ -83,6 +83,13 @@ class DeviceSlot:
         assert issubclass(cls, DeviceDriver)
         return cls
 
+    def held(self) -> list[_MewsWork]:
+        """The Mews commands queued here and the one running, not yet cancelled."""
+        items = [i for i in self.queue._queue if isinstance(i, _MewsWork)]  # type: ignore[attr-defined]
+        if isinstance(self.current, _MewsWork):
+            items.append(self.current)
+        return [item for item in items if not item.cancelled]
+
     def find_queued(self, command_id: str) -> _MewsWork | None:
         for item in list(self.queue._queue):  # type: ignore[attr-defined] - asyncio.Queue keeps a deque
             if isinstance(item, _MewsWork) and item.command.id == command_id:
@@ -110,6 +117,7 @@ class CommandPipeline(LocalDevices):
         self.slots: list[DeviceSlot] = []
         self._by_key: dict[str, DeviceSlot] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._to_fetch: dict[str, None] = {}  # insertion-ordered: the order events came in
         self._fetch_wanted = asyncio.Event()
         self._unacknowledged: dict[str, tuple[str, str | None]] = {}
@@ -131,6 +139,7 @@ class CommandPipeline(LocalDevices):
     def start(self) -> None:
         for slot in self.slots:
             slot.worker = asyncio.create_task(self._work(slot), name=f"worker {slot.name}")
+            slot.worker.add_done_callback(self._worker_ended)
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name="command fetch"),
             asyncio.create_task(self._ack_loop(), name="command acknowledgements"),
@@ -143,14 +152,22 @@ class CommandPipeline(LocalDevices):
         start; queued ones stay queued and run then.
         """
         self._accepting = False
-        running = [slot.run_task for slot in self.slots if slot.run_task and not slot.run_task.done()]
-        if running:
-            log.info("Waiting up to %g s for %d running command(s)", grace_s, len(running))
-            await asyncio.wait(running, timeout=grace_s)
         workers = [slot.worker for slot in self.slots if slot.worker]
+        # A busy worker finishes its command (journal and Mews included) and then stops by itself.
+        busy = [slot.worker for slot in self.slots if slot.worker and slot.current is not None]
+        for slot in self.slots:
+            if slot.worker and slot.current is None:
+                slot.worker.cancel()
+        if busy:
+            log.info("Waiting up to %g s for %d running command(s)", grace_s, len(busy))
+            await asyncio.wait(busy, timeout=grace_s)
         for task in [*workers, *self._tasks]:
             task.cancel()
         await asyncio.gather(*workers, *self._tasks, return_exceptions=True)
+
+    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
+        if self._accepting and not worker.cancelled() and worker.exception() is not None:
+            log.critical("%s stopped taking commands", worker.get_name(), exc_info=worker.exception())
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -163,8 +180,17 @@ class CommandPipeline(LocalDevices):
             self._fetch_wanted.set()
 
     async def catch_up(self) -> None:
-        """Take every active command (after a (re)connect, and in the safety sweep)."""
+        """Take every active command (after a (re)connect, and in the safety sweep).
+
+        Commands this bridge already holds are re-read by id: one cancelled while no event could reach
+        us is missing from ``getAllActive`` rather than reported as cancelled.
+        """
         await self.offer(await self.mews.get_active_commands())
+        held = [item.command.id for slot in self.slots for item in slot.held()]
+        if held:
+            for command in await self.mews.get_commands_by_ids(held):
+                if command.state == "Cancelled":
+                    self._cancel(command.id)
 
     async def recover(self) -> None:
         """At start: settle what the journal holds in flight from the last run.
@@ -210,7 +236,7 @@ class CommandPipeline(LocalDevices):
         for command in sorted(commands, key=lambda c: c.created_utc):
             if not self._accepting:
                 return
-            if command.state == "Cancelled":
+            if command.state == "Cancelled" or command.id in self._cancelled:
                 self._cancel(command.id)
                 continue
             if command.state not in ("Pending", "Received") and command.id not in resumed:
@@ -222,7 +248,7 @@ class CommandPipeline(LocalDevices):
             device_name = slot.name if slot else command.device.name
             created = command.created_utc.isoformat()
             added = await self.journal.add(command.id, command.device.id, device_name, created)
-            if not added and command.id not in resumed:
+            if not added and (command.id not in resumed or command.id in self._seen):
                 self._remember(command.id)
                 continue  # a duplicate: already queued, running or done
             self._remember(command.id)
@@ -276,6 +302,9 @@ class CommandPipeline(LocalDevices):
                 item.cancelled = True
                 log.info("Command %s for %s was cancelled in Mews", command_id, slot.name)
                 return
+        self._cancelled[command_id] = None  # perhaps still being fetched: offer() drops it
+        while len(self._cancelled) > _REMEMBERED_IDS:
+            self._cancelled.popitem(last=False)
 
     async def _fetch_loop(self) -> None:
         while True:
@@ -305,7 +334,7 @@ class CommandPipeline(LocalDevices):
     # -- running -----------------------------------------------------------------------------------
 
     async def _work(self, slot: DeviceSlot) -> None:
-        while True:
+        while self._accepting:
             item = await slot.queue.get()
             slot.current = item
             try:
@@ -359,6 +388,9 @@ class CommandPipeline(LocalDevices):
         except CommandError as exc:
             await self._finish(command.id, "Error", exc.notes)
             return
+        if item.cancelled:  # while the device was still setting up
+            await self.journal.mark_acknowledged(command.id, "Cancelled")
+            return
         # A journal failure here propagates: nothing may run without a record that it started.
         await self.journal.mark_running(command.id, slot.name)
         state, notes = await self._drive(slot, item, driver, data)
@@ -388,27 +420,33 @@ class CommandPipeline(LocalDevices):
                 "Error",
                 f"{slot.name} did not finish within {driver.command_timeout_s:g} s. Please check it.",
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             current = asyncio.current_task()
-            if not item.cancelled or (current is not None and current.cancelling()):
-                raise
-            return "Cancelled", None
+            if current is not None and current.cancelling():
+                raise  # the bridge is stopping
+            if item.cancelled:
+                return "Cancelled", None
+            return self._crashed(slot, command.id, exc)
         except Exception as exc:
-            log.error(
-                "%s (%s %s) crashed on command %s",
-                slot.name,
-                slot.driver_cls.name,
-                slot.driver_cls.plugin_version,
-                command.id,
-                exc_info=exc,
-            )
-            return (
-                "Error",
-                f"{slot.name} failed unexpectedly ({type(exc).__name__}). The bridge log has the details.",
-            )
+            return self._crashed(slot, command.id, exc)
         finally:
             marker.cancel()
             await progress.settle()
+
+    @staticmethod
+    def _crashed(slot: DeviceSlot, command_id: str, exc: BaseException) -> tuple[str, str]:
+        log.error(
+            "%s (%s %s) crashed on command %s",
+            slot.name,
+            slot.driver_cls.name,
+            slot.driver_cls.plugin_version,
+            command_id,
+            exc_info=exc,
+        )
+        return (
+            "Error",
+            f"{slot.name} failed unexpectedly ({type(exc).__name__}). The bridge log has the details.",
+        )
 
     async def _mark_processing(self, command_id: str, progress: _ProgressReporter) -> None:
         await asyncio.sleep(self.processing_after_s)
@@ -434,7 +472,10 @@ class CommandPipeline(LocalDevices):
                 notes = await slot.run_task
         except CommandError as exc:
             _settle(item.result, exc)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
+            current = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
+                raise  # the bridge is stopping
             log.error("%s crashed on a local job", slot.name, exc_info=exc)
             _settle(item.result, CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__})."))
         else:
@@ -462,7 +503,9 @@ class CommandPipeline(LocalDevices):
 
     async def _acknowledge(self, command_id: str, state: str, notes: str | None) -> bool:
         try:
-            await self.mews.update_command(command_id, state, notes=notes, retry_budget_s=self.ack_retry_s)
+            # When Mews is known to be down, one try: the acknowledgement loop keeps at it, not the device.
+            budget = 0 if self._unacknowledged else self.ack_retry_s
+            await self.mews.update_command(command_id, state, notes=notes, retry_budget_s=budget)
         except MewsRequestError as exc:
             # Mews refused: the command is already final there (cancelled by staff) or gone.
             log.warning("Mews did not take the final state of %s: %s", command_id, exc.message)
