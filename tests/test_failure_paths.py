@@ -95,6 +95,16 @@ def make_settings(sim, tmp_path, log_file, entries, **bridge):
     )
 
 
+NAMES = {"Printer": ("Desk printer", "Desk printer"), "KeyCutter": ("Key encoder", "Desk encoder")}
+
+
+def one_device(sim, tmp_path, log_file, device_type, driver):
+    """A Mews device of ``device_type`` and settings serving it with ``driver``: its id and the settings."""
+    name, mews_name = NAMES[device_type]
+    device_id = sim.add_device(mews_name, device_type)
+    return device_id, make_settings(sim, tmp_path, log_file, [(name, device_id, driver)])
+
+
 def plugins(scripted):
     return {"scripted": scripted, "failure_paths": FAILURE_PATHS_PLUGIN}
 
@@ -145,10 +155,7 @@ async def test_a_command_that_finishes_within_the_shutdown_grace_is_recorded_and
 async def test_a_queued_command_cancelled_while_the_stream_is_down_is_not_run(
     mews_simulator, tmp_path, log_file, scripted
 ):
-    printer = mews_simulator.add_device("Desk printer", "Printer")
-    settings = make_settings(
-        mews_simulator, tmp_path, log_file, [("Desk printer", printer, "scripted_printer")]
-    )
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
     async with running_bridge(settings, plugins(scripted)) as bridge:
         busy = mews_simulator.add_command(printer, scripted.printer_data(sleep_s=1.0))
         queued = mews_simulator.add_command(printer, scripted.printer_data())
@@ -170,10 +177,7 @@ async def test_a_queued_command_cancelled_while_the_stream_is_down_is_not_run(
 async def test_a_command_cancelled_while_its_device_is_still_setting_up_is_not_run(
     mews_simulator, tmp_path, log_file, scripted
 ):
-    cutter = mews_simulator.add_device("Desk encoder", "KeyCutter")
-    settings = make_settings(
-        mews_simulator, tmp_path, log_file, [("Key encoder", cutter, "slow_setup_cutter")]
-    )
+    cutter, settings = one_device(mews_simulator, tmp_path, log_file, "KeyCutter", "slow_setup_cutter")
     async with running_bridge(settings, plugins(scripted)) as bridge:
         slot = bridge.pipeline.slots[0]
         key = mews_simulator.add_command(cutter, scripted.cutter_data())
@@ -189,10 +193,7 @@ async def test_a_command_cancelled_while_its_device_is_still_setting_up_is_not_r
 async def test_a_driver_that_raises_cancelled_error_does_not_stop_its_device_queue(
     mews_simulator, tmp_path, log_file, scripted
 ):
-    printer = mews_simulator.add_device("Desk printer", "Printer")
-    settings = make_settings(
-        mews_simulator, tmp_path, log_file, [("Desk printer", printer, "link_loss_printer")]
-    )
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "link_loss_printer")
     async with running_bridge(settings, plugins(scripted)) as bridge:
         lost = mews_simulator.add_command(printer, scripted.printer_data(link_lost=True))
         after = mews_simulator.add_command(printer, scripted.printer_data())
@@ -206,10 +207,7 @@ async def test_a_driver_that_raises_cancelled_error_does_not_stop_its_device_que
 async def test_a_journal_error_during_recovery_does_not_stop_the_event_stream_for_good(
     mews_simulator, tmp_path, log_file, scripted
 ):
-    printer = mews_simulator.add_device("Desk printer", "Printer")
-    settings = make_settings(
-        mews_simulator, tmp_path, log_file, [("Desk printer", printer, "scripted_printer")]
-    )
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
     # the last run journaled a command and stopped before running it
     left = mews_simulator.add_command(printer, scripted.printer_data())
     journal = await Journal.open(tmp_path / "state" / JOURNAL_FILE)
@@ -238,10 +236,7 @@ async def test_a_journal_error_during_recovery_does_not_stop_the_event_stream_fo
 async def test_a_mews_outage_does_not_hold_each_device_for_a_retry_budget(
     mews_simulator, tmp_path, log_file, scripted
 ):
-    printer = mews_simulator.add_device("Desk printer", "Printer")
-    settings = make_settings(
-        mews_simulator, tmp_path, log_file, [("Desk printer", printer, "scripted_printer")]
-    )
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
     async with running_bridge(settings, plugins(scripted)) as bridge:
         bridge.pipeline.ack_retry_s = 0.3
         bridge.pipeline.processing_after_s = 60
