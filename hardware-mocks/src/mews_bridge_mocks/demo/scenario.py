@@ -226,7 +226,7 @@ class Demo:
         await self.call("Call from room 202 (No Post)", "202", "00436641234567", 45)
         self.say("Jana checks out: her phone closes and her name is cleared.")
         self.sim.check_out(reservation)
-        await wait_for(lambda: self.phone("201").get("outside") != "1", 10, "room 201's line to close")
+        await wait_for(lambda: self.phone("201") == {"outside": "0"}, 10, "room 201 to be cleared")
         self.say(f"    AstDB hotel/201: {self.phone('201')}")
 
     async def cli(self, *args: str) -> str:
