@@ -133,7 +133,8 @@ def test_what_is_not_billed(changes, why):
 
 
 def test_local_channel_scenario_rates_exactly_one_cdr():
-    """Answered call through Local channels (the reference, section 3.3): three CDRs, one to rate."""
+    """Answered call through Local channels (docs/reference/asterisk-ami.md, section 4): three CDRs,
+    one to rate."""
     pstn_leg = cdr(
         drop=("Room", "GuestLanguage"),
         Channel="Local/0221234567@fake-pstn-00000002;2",

@@ -116,7 +116,7 @@ class World:
         self.currency = currency
         self.timezone = timezone
         self.accounting_editable_history = timedelta(days=7)
-        # Mews documents no transition rules; the reference advises refusing updates to finished commands.
+        # Mews documents no transition rules; a careful server refuses updates to finished commands.
         self.reject_updates_after_final_state = True
         self.tax_environment_code = "AT-2020"
         self.tax_environments: list[Row] = []

@@ -2,7 +2,7 @@
 named on the guest's bill.
 
 Asterisk writes one CDR per channel that ran dialplan, so one guest call may come with several
-records (the reference, section 3.3); :func:`not_billable_reason` keeps the one that is the guest's
+records (docs/reference/asterisk-ami.md, section 4); :func:`not_billable_reason` keeps the one that is the guest's
 answered outside call.
 """
 
@@ -173,7 +173,7 @@ def not_billable_reason(
 ) -> str | None:
     """Why this CDR must not be charged, or None if it is a guest's answered outside call.
 
-    Rules (the reference, section 3.4): answered, billable seconds > 0, the ``Dial`` that reached a
+    Rules (docs/reference/asterisk-ami.md, "Which CDR to charge"): answered, billable seconds > 0, the ``Dial`` that reached a
     called channel, made from a room's phone (``is_room(extension)``), not to another room, and, if
     ``outbound_contexts`` is given, dialled in one of them. Billable seconds alone are not enough: a
     dialplan that answers before Dial (to play a prompt) gives unanswered calls billable seconds.

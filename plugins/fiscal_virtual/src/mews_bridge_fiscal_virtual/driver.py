@@ -1,6 +1,6 @@
 """The ``fiscal_virtual`` driver: Mews ``FiscalMachine`` commands in, signed journal receipts out.
 
-Order of work for a command, as the reference's write order asks: look the command up in the
+Order of work for a command (the write order of docs/reference/fiscal.md): look the command up in the
 journal (a redelivered command returns its receipt), read the bill's lines, derive the receipt,
 then number, sign and commit it in one transaction, and only then print and return the Notes that
 acknowledge it. A crash after the commit is harmless: :meth:`recover` (and :meth:`execute`) find
