@@ -8,20 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mews_bridge.testing import (
-    bridge_settings,
-    device,
     running_bridge,
-    service,
     wait_for,
     wait_for_final_state,
 )
-
-
-@pytest.fixture
-def log_file(tmp_path):
-    path = tmp_path / "runs.log"
-    path.touch()
-    return path
 
 
 async def acknowledged(bridge, command_id):
@@ -36,31 +26,6 @@ async def acknowledged(bridge, command_id):
 
 def runs(log_file, command_id):
     return [line.split()[0] for line in log_file.read_text().splitlines() if line.endswith(command_id)]
-
-
-@pytest.fixture
-def devices(mews_simulator):
-    return {
-        "printer": mews_simulator.add_device("Desk printer", "Printer"),
-        "cutter": mews_simulator.add_device("Desk encoder", "KeyCutter"),
-    }
-
-
-@pytest.fixture
-def settings(mews_simulator, devices, tmp_path, log_file):
-    def make(**bridge):
-        return bridge_settings(
-            mews_simulator,
-            tmp_path / "state",
-            devices=[
-                device("Desk printer", devices["printer"], "scripted_printer", {"log_file": log_file}),
-                device("Key encoder", "desk encoder", "scripted_cutter", {"log_file": log_file}),
-            ],
-            services=[service("Recorder", "event_recorder")],
-            bridge=bridge,
-        )
-
-    return make
 
 
 async def test_an_event_becomes_processed_with_notes(mews_simulator, devices, settings, scripted, log_file):

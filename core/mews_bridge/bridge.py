@@ -18,7 +18,7 @@ from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
-from .inputs import is_encodable
+from .inputs import is_guid
 from .journal import Journal
 from .lifecycle import ManagedInstance
 from .mews.client import MewsClient
@@ -238,9 +238,9 @@ class Bridge:
         assert self.pipeline is not None
         kind = event.get("Type")
         ident = event.get("Id")
-        if kind == "DeviceCommand" and isinstance(ident, str) and ident and is_encodable(ident):
+        if kind == "DeviceCommand" and is_guid(ident):  # one bad id would make Mews refuse the whole batch
             state = event.get("State")
-            self.pipeline.on_command_event(ident, state if isinstance(state, str) else None)
+            self.pipeline.on_command_event(str(ident), state if isinstance(state, str) else None)
         elif isinstance(kind, str) and self.events.has_subscribers(kind):
             self.events.publish(event)
         else:

@@ -8,6 +8,7 @@ never pydantic's own text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -49,7 +50,17 @@ _MEANINGS = {
     "literal_error": "is not one of the accepted values",
     "enum": "is not one of the accepted values",
 }
-_UNION_TAGS = frozenset({"str", "int", "float", "bool", "decimal", "datetime", "date", "none", "list", "dict"})
+_UNION_TAGS = frozenset(
+    {"str", "int", "float", "bool", "decimal", "datetime", "date", "none", "list", "dict"}
+)
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def is_guid(value: object) -> bool:
+    """Mews identifiers are GUIDs; anything else in an id field is garbage."""
+    return isinstance(value, str) and _GUID.fullmatch(value) is not None
 
 
 def is_encodable(text: str) -> bool:

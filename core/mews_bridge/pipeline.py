@@ -255,7 +255,9 @@ class CommandPipeline(LocalDevices):
                     command.id, "Error", f"No device called {command.device.name!r} is set up on this bridge."
                 )
             elif command.problem:
-                await self._finish(command.id, "Error", f"This command cannot be carried out: {command.problem}")
+                await self._finish(
+                    command.id, "Error", f"This command cannot be carried out: {command.problem}"
+                )
             elif (
                 age := datetime.now(UTC) - command.created_utc
             ).total_seconds() > self.settings.command_max_age_h * 3600:
@@ -475,7 +477,10 @@ class CommandPipeline(LocalDevices):
             if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
                 raise  # the bridge is stopping
             log.error("%s crashed on a local job", slot.name, exc_info=exc)
-            _settle(item.result, CommandFailed(f"{slot.name} failed unexpectedly; the bridge log has the details."))
+            _settle(
+                item.result,
+                CommandFailed(f"{slot.name} failed unexpectedly; the bridge log has the details."),
+            )
         else:
             _settle(item.result, notes)
 

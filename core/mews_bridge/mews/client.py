@@ -234,8 +234,12 @@ class MewsClient:
             command = DeviceCommand.from_mews(item)
             if command is not None:
                 commands.append(command)
-            elif (ident := repr(item.get("Id") if isinstance(item, dict) else item)[:80]) not in self._unreadable:
+            elif (
+                ident := repr(item.get("Id") if isinstance(item, dict) else item)[:80]
+            ) not in self._unreadable:
                 # Nothing can be sent back without a usable id: say so once, never retry it.
+                if len(self._unreadable) >= 10_000:
+                    self._unreadable.clear()
                 self._unreadable.add(ident)
                 log.error("Skipped a command from Mews without a usable Id (%s)", ident)
         return commands
