@@ -160,6 +160,11 @@ def plan_keys(
         raise CommandRejected(f"The stay ended at {end_utc:%Y-%m-%d %H:%M} UTC; no key was cut")
     start = dialect.card_time(start_utc.astimezone(tz).replace(tzinfo=None))
     end = dialect.card_time(end_utc.astimezone(tz).replace(tzinfo=None))
+    for moment in (start, end):
+        try:
+            dialect.check_time(moment)
+        except ValueError as exc:
+            raise CommandRejected(f"{exc}; no key was cut") from None
     if end <= start:
         raise CommandRejected(
             f"The key would be valid from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} local time; "
