@@ -28,6 +28,7 @@ from mews_bridge import (
     InstanceContext,
 )
 from mews_bridge.inputs import describe_validation_error
+from mews_bridge.mews.errors import MewsError
 
 from .bill import (
     FiscalBill,
@@ -264,9 +265,14 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 f"Mews sent {bill_label(bill)} with a line that cannot be fiscalised: "
                 f"{describe_validation_error(exc, 'Line')} Nothing was signed."
             ) from None
-        except Exception as exc:
+        except MewsError as exc:
             raise CommandFailed(
                 f"The items of {bill_label(bill)} could not be read from Mews ({exc}). Please send it again."
+            ) from exc
+        except Exception as exc:  # Mews' words are fit for Notes, Python's are not
+            self.ctx.logger.error("Reading the lines of %s failed", bill.id, exc_info=exc)
+            raise CommandFailed(
+                f"The items of {bill_label(bill)} could not be read from Mews. Please send it again."
             ) from exc
         return (items if items is not None else fetched_items), (
             payments if payments is not None else fetched_payments
