@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from mews_bridge.testing import running_bridge, wait_for, wait_for_final_state
-
-EXCEPTION_WORDS = re.compile(
-    r"[A-Z]\w*(Error|Exception)\b|Traceback|pydantic|input_value|\[type=|errors\.pydantic"
-)
+from mews_bridge_mocks.fuzz import EXCEPTION_WORDS
 
 
 def corrupt(sim, command_id, **fields):

@@ -375,6 +375,8 @@ class Fuzzer:
         self.report.final_checks["Call"] = charge["state"] if charge else "never recorded"
         for value in (await store.items("charge:")).values():
             self.report.charges[value["state"]] += 1
+            if value.get("error") and EXCEPTION_WORDS.search(value["error"]):
+                self.report.exception_notes.append(f"charge {value['key']}: {value['error']}")
 
     def _clean_bill(self) -> dict[str, Any]:
         bill = self.sim.add_bill(self.guest, items=[LineItem("Tea", gross=4)], payments=[BillPayment(4)])
