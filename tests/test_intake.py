@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 
+import pytest
+from pydantic import BaseModel, Field, ValidationError
+
+from mews_bridge.inputs import deeper_than, describe_validation_error, unencodable_path
 from mews_bridge.testing import running_bridge, wait_for, wait_for_final_state
 from mews_bridge_mocks.fuzz import EXCEPTION_WORDS
 
@@ -139,3 +144,33 @@ async def test_a_core_task_that_dies_is_restarted_logged_and_shown_in_diagnostic
             "last_failure": None,
             "last_failure_at": None,
         }
+
+
+def test_text_checks_walk_any_depth_and_name_the_field():
+    deep: list = ["\ud800"]
+    for _ in range(100_000):
+        deep = [deep]
+    assert unencodable_path(deep, "Data").startswith("Data[0][0]")
+    assert unencodable_path({"Bill": {"Items": [{"Name": "ok"}, {"Name": "b\udc80d"}]}}, "Data") == (
+        "Data.Bill.Items[1].Name"
+    )
+    assert unencodable_path({"a": ["ok", {"b": 1.5}]}) is None
+    assert deeper_than(deep, 32) and not deeper_than({"a": [{"b": []}]}, 32)
+
+
+def test_pydantic_errors_become_sentences():
+    class Item(BaseModel):
+        unit_amount: Decimal
+        count: int | None = Field(None, le=9)
+
+    class Bill(BaseModel):
+        items: list[Item]
+
+    with pytest.raises(ValidationError) as caught:
+        Bill.model_validate({"items": [{"unit_amount": "1"}, {"unit_amount": "NaN", "count": 10}]})
+    assert describe_validation_error(caught.value, "Bill") == (
+        "Field `Bill.items[1].unit_amount` is not a valid amount (and 1 more problem)."
+    )
+    with pytest.raises(ValidationError) as caught:
+        Item.model_validate({"unit_amount": 1, "count": "many"})
+    assert describe_validation_error(caught.value) == "Field `count` is not a whole number."
