@@ -240,7 +240,7 @@ class Bridge:
         ident = event.get("Id")
         if kind == "DeviceCommand" and is_guid(ident):  # one bad id would make Mews refuse the whole batch
             state = event.get("State")
-            self.pipeline.on_command_event(str(ident), state if isinstance(state, str) else None)
+            self.pipeline.on_command_event(ident, state if isinstance(state, str) else None)
         elif isinstance(kind, str) and self.events.has_subscribers(kind):
             self.events.publish(event)
         else:

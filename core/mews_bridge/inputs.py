@@ -9,7 +9,7 @@ never pydantic's own text.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 
@@ -58,7 +58,7 @@ _UNION_TAGS = frozenset(
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def is_guid(value: object) -> bool:
+def is_guid(value: object) -> TypeGuard[str]:
     """Mews identifiers are GUIDs; anything else in an id field is garbage."""
     return isinstance(value, str) and _GUID.fullmatch(value) is not None
 

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady, InstanceContext, Service
+from mews_bridge.inputs import is_guid
 from mews_bridge.mews.client import MewsClient
 from mews_bridge.mews.enterprise import Enterprise
 from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
@@ -208,7 +209,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
 
     async def _on_reservation(self, event: dict[str, Any]) -> None:
         reservation_id = event.get("Id")
-        if not isinstance(reservation_id, str):
+        if not is_guid(reservation_id):  # garbage would only make Mews refuse the look-up
             return
         async with self._lock:
             try:
@@ -229,7 +230,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
 
     async def _on_resource(self, event: dict[str, Any]) -> None:
         resource_id = event.get("Id")
-        if not isinstance(resource_id, str):
+        if not is_guid(resource_id):
             return
         async with self._lock:
             try:
