@@ -378,7 +378,8 @@ class World:
     def _emit_command(self, command_id: str) -> None:
         command = self.commands[command_id]
         event = {"Type": "DeviceCommand", "Id": command_id, "State": command["State"]}
-        self._emit(event, device_id=command["Device"]["Id"])
+        device = command.get("Device")  # a test may have mangled it: Mews announces to nobody then
+        self._emit(event, device_id=device.get("Id") if isinstance(device, dict) else "")
 
     # -- guests, rooms and reservations ---------------------------------------------------------
 
