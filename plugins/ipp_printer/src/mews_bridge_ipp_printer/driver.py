@@ -171,7 +171,11 @@ class IppPrinterDriver(DeviceDriver[Options]):
             if not progress.jobs:  # the Print-Job never landed
                 await self.ctx.store.delete(key)
                 return await self.execute(job)
-            states = [await self._job_state(job_id) for job_id in progress.jobs if job_id is not None]
+            states = [
+                await self._job_state(job_id, f"Mews {job.id}")
+                for job_id in progress.jobs
+                if job_id is not None
+            ]
         except LinkError as exc:
             raise CommandFailed(
                 f"The bridge restarted while {name} printed this document and cannot ask {name} whether "
@@ -518,17 +522,25 @@ class IppPrinterDriver(DeviceDriver[Options]):
         ]
         return max(found) if found else None
 
-    async def _job_state(self, job_id: int) -> int | None:
+    async def _job_state(self, job_id: int, name_prefix: str) -> int | None:
+        """The job's state, or None when the printer does not know it (or knows another job by that
+        id: a printer that restarted numbers its jobs from 1 again)."""
         try:
             answer = await self._link.call(
                 IppOperation.GET_JOB_ATTRIBUTES,
-                [("job-id", IppTag.INTEGER, job_id), ("requested-attributes", IppTag.KEYWORD, ["job-state"])],
+                [
+                    ("job-id", IppTag.INTEGER, job_id),
+                    ("requested-attributes", IppTag.KEYWORD, ["job-state", "job-name"]),
+                ],
             )
         except StatusError as exc:
             if exc.status == IppStatus.ERROR_NOT_FOUND:
                 return None
             raise
-        state = answer.jobs[0].get("job-state") if answer.jobs else None
+        attributes = answer.jobs[0] if answer.jobs else {}
+        state = attributes.get("job-state")
+        if not str(attributes.get("job-name", name_prefix)).startswith(name_prefix):
+            return None
         return int(state) if isinstance(state, int) else None
 
     # --- the printer -----------------------------------------------------------------------------

@@ -10,6 +10,9 @@ delivered; :class:`NoAnswer` means the request went out and its outcome is unkno
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import ssl
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -61,6 +64,26 @@ def parse_fingerprint(text: str) -> bytes:
     if len(digest) != 32:
         raise ValueError("a SHA-256 fingerprint has 32 bytes (64 hex digits)")
     return digest
+
+
+async def certificate_fingerprint(uri: str, timeout_s: float) -> str:
+    """The SHA-256 fingerprint of the certificate an ``ipps://`` printer presents, for an installer to
+    compare with the printer's own status page before pinning it. Only the handshake is done: nothing
+    is sent over a connection whose certificate was not verified."""
+    parts = urlsplit(uri)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # to read the certificate, not to trust it
+    _, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname, parts.port or DEFAULT_PORT, ssl=context), timeout_s
+    )
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
 
 
 class IppLink:
