@@ -79,6 +79,7 @@ class DnsSd:
         if not _bus_answers():
             DBUS_SOCKET.parent.mkdir(parents=True, exist_ok=True)
             DBUS_SOCKET.unlink(missing_ok=True)
+            (DBUS_SOCKET.parent / "pid").unlink(missing_ok=True)  # left by a bus that was killed
             started = subprocess.run(
                 [_which("dbus-daemon") or "dbus-daemon", "--system", "--fork", "--print-pid"],
                 capture_output=True,
