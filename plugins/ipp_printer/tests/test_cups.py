@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from mews_bridge.testing import running_bridge, wait_for_final_state
-from mews_bridge_mocks.ipp.fixtures import cups_server  # noqa: F401 - a fixture, used by name
 
 NAME = "Office printer"
 
