@@ -7,9 +7,12 @@ Importing this module costs next to nothing: the driver is imported when the hos
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mews_bridge import hookimpl
+
+if TYPE_CHECKING:
+    import click
 
 
 @hookimpl
@@ -17,3 +20,10 @@ def register_drivers(register: Callable[[Any], None]) -> None:
     from .driver import IppPrinterDriver
 
     register(IppPrinterDriver)
+
+
+@hookimpl
+def register_cli_commands(cli: click.Group) -> None:
+    from .cli import ipp
+
+    cli.add_command(ipp)
