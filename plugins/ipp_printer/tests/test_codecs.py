@@ -75,6 +75,12 @@ def test_a_response_decodes_to_its_groups():
     assert message.jobs == [{"job-id": 3, "job-state": 9, "job-state-reasons": "job-completed-successfully"}]
 
 
+def test_a_range_of_integers_encodes_and_decodes():
+    raw = response(0, 1, groups=[(IppTag.PRINTER, [("copies-supported", IppTag.RANGE, (1, 999))])])
+    assert attribute(0x33, "copies-supported", b"\x00\x00\x00\x01\x00\x00\x03\xe7") in raw
+    assert decode(raw).printers == [{"copies-supported": [1, 999]}]
+
+
 def test_pwg_raster_header_and_lines():
     image = Image.new("L", (4, 3), 255)
     image.putpixel((0, 1), 0)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from . import cups
 from .ippeveprinter import DnsSd, EvePrinter, missing
+from .simulator import IppPrinterSimulator
 
 
 def _cannot_run(what: str, reason: str | None) -> None:
@@ -67,3 +69,10 @@ def cups_server() -> Iterator[cups.CupsServer]:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def ipp_simulator(tmp_path: Path) -> AsyncIterator[IppPrinterSimulator]:
+    """The small IPP printer simulator (no ippeveprinter needed); jobs land in ``tmp_path/ipp-jobs``."""
+    async with IppPrinterSimulator(tmp_path / "ipp-jobs") as simulator:
+        yield simulator

@@ -29,7 +29,7 @@ JPEG_QUALITY = 85
 MAX_RASTER_DPI = 600
 _MEDIA_SIZE = re.compile(r"_(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)(mm|in)$")
 # PDFium is not thread-safe: renders of two printers must not overlap.
-_PDFIUM_LOCK = threading.Lock()
+PDFIUM_LOCK = threading.Lock()
 
 
 class DocumentError(Exception):
@@ -149,7 +149,7 @@ def prepare(raw: bytes, file_type: str, target: Target, max_pages: int) -> Prepa
 
 
 def _count_pdf_pages(raw: bytes, max_pages: int) -> int:
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         document = _open_pdf(raw)
         try:
             pages = len(document)
@@ -177,13 +177,13 @@ def _check_pages(pages: int, max_pages: int) -> None:
 
 def _pdf_pages(raw: bytes, target: Target, max_pages: int) -> Iterator[Image.Image]:
     """Each page rendered at the target's density, turned to the media's orientation."""
-    with _PDFIUM_LOCK:
+    with PDFIUM_LOCK:
         document = _open_pdf(raw)
         pages = len(document)
     try:
         _check_pages(pages, max_pages)
         for index in range(pages):
-            with _PDFIUM_LOCK:
+            with PDFIUM_LOCK:
                 page = document[index]
                 try:
                     width, height = page.get_size()
@@ -197,7 +197,7 @@ def _pdf_pages(raw: bytes, target: Target, max_pages: int) -> Iterator[Image.Ima
                     page.close()
             yield _on_media(image, target, fitted=True)
     finally:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             document.close()
 
 

@@ -97,10 +97,16 @@ def encode(
     for group, attributes in groups:
         out.append(group)
         for name, tag, value in attributes:
-            out += construct_attribute(name, value, tag)
+            out += _range(name, value) if tag == IppTag.RANGE else construct_attribute(name, value, tag)
     out.append(IppTag.END)
     out += data
     return bytes(out)
+
+
+def _range(name: str, value: tuple[int, int]) -> bytes:
+    """A rangeOfInteger (pyipp's encoder has none): lower and upper bound, 4 bytes each."""
+    encoded = name.encode()
+    return struct.pack(">bh", IppTag.RANGE, len(encoded)) + encoded + struct.pack(">hii", 8, *value)
 
 
 def request(
