@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from functools import partial
 
 from PIL import Image
 
 SYNC = b"RaS2"
 HEADER_SIZE = 1796
 MAX_RUN = 128
+_GREY_RUN = re.compile(b"(.)\\1+", re.DOTALL)
 COLOR_SPACES = {"sgray_8": (18, 1, "L"), "srgb_8": (19, 3, "RGB")}
 """PWG type → (cupsColorSpace value, bytes per pixel, Pillow mode)."""
 _MODES = {space: (kind, size, mode) for kind, (space, size, mode) in COLOR_SPACES.items()}
@@ -82,6 +84,7 @@ def encode_page(image: Image.Image, dpi: int, total_pages: int, page_size_name: 
     raw = image.tobytes()
     stride = image.width * size
     pixel = re.compile(b"(" + b"." * size + b")\\1*", re.DOTALL)
+    encode_line = _encode_grey_line if size == 1 else partial(_encode_line, size=size, pixel=pixel)
     row = 0
     while row < image.height:
         line = raw[row * stride : (row + 1) * stride]
@@ -93,12 +96,37 @@ def encode_page(image: Image.Image, dpi: int, total_pages: int, page_size_name: 
         ):
             repeat += 1
         out.append(repeat - 1)
-        _encode_line(line, size, pixel, out)
+        encode_line(line, out)
         row += repeat
     return bytes(out)
 
 
-def _encode_line(line: bytes, size: int, pixel: re.Pattern[bytes], out: bytearray) -> None:
+def _encode_grey_line(line: bytes, out: bytearray) -> None:
+    """One-byte pixels: the runs of two or more are found by one regex, what lies between is literal."""
+    position = 0
+    for match in _GREY_RUN.finditer(line):
+        start, end = match.span()
+        _literal(line[position:start], out)
+        value = line[start]
+        run = end - start
+        while run:
+            take = min(run, MAX_RUN)
+            out.append(take - 1)
+            out.append(value)
+            run -= take
+        position = end
+    _literal(line[position:], out)
+
+
+def _literal(pixels: bytes, out: bytearray) -> None:
+    for start in range(0, len(pixels), MAX_RUN):
+        chunk = pixels[start : start + MAX_RUN]
+        out.append(0 if len(chunk) == 1 else 257 - len(chunk))  # a single pixel is a run of one
+        out += chunk
+
+
+def _encode_line(line: bytes, out: bytearray, *, size: int, pixel: re.Pattern[bytes]) -> None:
+    """Multi-byte pixels, pixel by pixel: a regex over bytes would find runs across pixel bounds."""
     literal = bytearray()
 
     def flush() -> None:
