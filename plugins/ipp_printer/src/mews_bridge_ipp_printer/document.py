@@ -74,17 +74,20 @@ class Prepared:
 
 
 def decode_base64(text: str, max_bytes: int) -> bytes:
-    """Mews ``FileData`` to bytes, refusing what is not base64 or is over the size limit."""
-    if len(text) > (max_bytes // 3 + 2) * 4 + len(text) // 60:
-        raise DocumentError(f"the document is over the {max_bytes / 1_000_000:g} MB limit")
+    """Mews ``FileData`` to bytes (line breaks in the base64 allowed), refusing what is not base64
+    or is over the size limit, checked before decoding."""
+    compact = "".join(text.split())
+    too_big = DocumentError(f"the document is over the {max_bytes / 1_000_000:g} MB limit")
+    if len(compact) // 4 * 3 > max_bytes + 2:
+        raise too_big
     try:
-        raw = base64.b64decode("".join(text.split()), validate=True)
+        raw = base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise DocumentError("the document data is not valid base64") from None
     if not raw:
         raise DocumentError("the document is empty")
     if len(raw) > max_bytes:
-        raise DocumentError(f"the document is over the {max_bytes / 1_000_000:g} MB limit")
+        raise too_big
     return raw
 
 

@@ -86,9 +86,11 @@ class Progress:
     jobs: list[int | None] = field(default_factory=list)
     sending: str | None = None
     """The job name of a Print-Job whose answer has not come back yet."""
+    total: int = 1
+    """How many Print-Jobs the command takes (a JPEG per page, or a document per copy)."""
 
     def dump(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "sending": self.sending}
+        return {"jobs": self.jobs, "sending": self.sending, "total": self.total}
 
 
 class IppPrinterDriver(DeviceDriver[Options]):
@@ -161,7 +163,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
         saved = await self.ctx.store.get(key)
         if saved is None:  # nothing was sent
             return await self.execute(job)
-        progress = Progress(list(saved.get("jobs") or []), saved.get("sending"))
+        progress = Progress(list(saved.get("jobs") or []), saved.get("sending"), int(saved.get("total") or 1))
         name = self.ctx.name
         try:
             if progress.sending:
@@ -187,7 +189,8 @@ class IppPrinterDriver(DeviceDriver[Options]):
                 f"{name} took this document before the bridge restarted and no longer lists the job, so the "
                 "bridge cannot tell whether it printed. Check the output tray and print again if it is missing."
             )
-        if any(state in (IppJobState.CANCELED, IppJobState.ABORTED) for state in states):
+        cut_short = len(progress.jobs) < progress.total  # not every Print-Job was sent
+        if cut_short or any(state in (IppJobState.CANCELED, IppJobState.ABORTED) for state in states):
             await self.ctx.store.delete(key)
             notes = await self.execute(job)
             return " ".join(filter(None, ["Printed again after the bridge restarted.", notes]))
@@ -218,6 +221,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
         notes = printer.warnings(name)
         submissions = self._submissions(printer, prepared, data.copy_count)
         total = sum(submission.impressions for submission in submissions)
+        progress.total = len(submissions)
         done = 0
         for index, submission in enumerate(submissions):
             job_name = f"Mews {job.id}" + (
