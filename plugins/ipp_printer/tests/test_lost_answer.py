@@ -73,10 +73,10 @@ async def test_a_lost_print_job_answer_is_looked_up_not_sent_again(
     mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
-    async with DroppingProxy(urlsplit(printer.uri).port) as proxy:
-        async with running_bridge(settings(f"ipp://localhost:{proxy.port}/ipp/print"), entry_points=True):
-            command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
-            final = await wait_for_final_state(mews_simulator, command_id, 30)
+    proxy = DroppingProxy(urlsplit(printer.uri).port)
+    async with proxy, running_bridge(settings(f"ipp://localhost:{proxy.port}/ipp/print"), entry_points=True):
+        command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
+        final = await wait_for_final_state(mews_simulator, command_id, 30)
     assert proxy.dropped == 1
     assert (final["State"], final["Notes"]) == ("Processed", None)
     assert [job["job_name"] for job in printer.results()] == [f"Mews {command_id}"]
