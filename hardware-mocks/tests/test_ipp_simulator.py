@@ -70,6 +70,18 @@ async def test_a_stopped_simulator_ends_the_command_in_error(mews_simulator, ipp
     assert ipp_simulator.jobs == []
 
 
+async def test_a_printer_that_does_not_track_jobs_is_processed_on_acceptance(
+    mews_simulator, ipp_simulator, tmp_path
+):
+    ipp_simulator.tracks_jobs = False
+    final = await print_card(mews_simulator, ipp_simulator, tmp_path)
+    assert final["State"] == "Processed"
+    assert final["Notes"] == (
+        f"{NAME} does not report on its jobs: the bridge knows it took the document, not that it printed."
+    )
+    assert len(ipp_simulator.jobs) == 1
+
+
 async def test_discover_lists_the_simulator_it_hears_announced(tmp_path):
     from mews_bridge_mocks.ipp.simulator import IppPrinterSimulator
 

@@ -157,3 +157,17 @@ def test_supplies_running_low_are_warnings():
         "Toner low on Desk: replace the cartridge soon.",
         "Paper low on Desk: refill it soon.",
     ]
+
+
+def test_a_landscape_page_is_turned_to_fit_portrait_paper():
+    from mews_bridge_ipp_printer import document
+    from mews_bridge_mocks.escpos.samples import registration_card_pdf
+
+    landscape = registration_card_pdf(1, width_mm=297, height_mm=210)
+    target = document.Target(document.PWG_RASTER, Media.parse("iso_a4_210x297mm"), dpi=100)
+    prepared = document.prepare(landscape, "application/pdf", target, 10)
+    page = pwg.decode_first_page(prepared.documents[0])
+    assert page.size == (827, 1169)  # A4 portrait at 100 dpi
+    # Turned, the card's text runs down the page: its ink spans the sheet's height, not just the top.
+    ink = page.point(lambda v: 255 if v < 128 else 0).getbbox()
+    assert ink is not None and ink[3] - ink[1] > 0.8 * page.height

@@ -17,11 +17,19 @@ async def test_a_pdf_is_sent_as_it_is_and_the_command_ends_when_the_job_complete
     mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    async with running_bridge(settings(printer.uri), entry_points=True) as bridge:
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         final = await wait_for_final_state(mews_simulator, command_id, 20)
+        (diagnostics,) = [item["instance"] for item in (await bridge.diagnostics())["instances"]]
 
     assert (final["State"], final["Notes"]) == ("Processed", None)
+    assert diagnostics["make_and_model"] == "Example Printer"
+    assert (diagnostics["jobs_printed"], diagnostics["pages_printed"], diagnostics["last_job_id"]) == (
+        1,
+        2,
+        1,
+    )
+    assert diagnostics["last_state"]["reasons"] == []
     (job,) = printer.results()
     assert (job["format"], job["pages"], job["copies"]) == ("application/pdf", 2, 1)
     assert job["job_name"] == f"Mews {command_id}"

@@ -86,6 +86,8 @@ class IppPrinterSimulator:
         self.announce = announce
         self.on_job = on_job
         self.state = IppPrinterState.IDLE
+        self.tracks_jobs = True
+        """False: a printer that gives no job id and does not answer Get-Job-Attributes."""
         self.reasons: list[str] = []
         self.jobs: list[SimulatedJob] = []
         self.port = 0
@@ -160,13 +162,17 @@ class IppPrinterSimulator:
             message = decode(await request.read(), with_data=True)
         except ProtocolError:
             return web.Response(status=400, text="not an IPP request")
-        handler = {
+        handlers = {
             IppOperation.GET_PRINTER_ATTRIBUTES: self._get_printer_attributes,
             IppOperation.PRINT_JOB: self._print_job,
-            IppOperation.GET_JOB_ATTRIBUTES: self._get_job_attributes,
-            IppOperation.GET_JOBS: self._get_jobs,
-            IppOperation.CANCEL_JOB: self._cancel_job,
-        }.get(message.code)
+        }
+        if self.tracks_jobs:
+            handlers |= {
+                IppOperation.GET_JOB_ATTRIBUTES: self._get_job_attributes,
+                IppOperation.GET_JOBS: self._get_jobs,
+                IppOperation.CANCEL_JOB: self._cancel_job,
+            }
+        handler = handlers.get(message.code)
         if handler is None:
             body = response(
                 IppStatus.ERROR_OPERATION_NOT_SUPPORTED,
@@ -236,7 +242,7 @@ class IppPrinterSimulator:
         self.jobs.append(job)
         if job.state == IppJobState.PENDING:
             self._queue.put_nowait(job)
-        return IppStatus.OK, "", [(IppTag.JOB, self._job_attributes(job))]
+        return IppStatus.OK, "", [(IppTag.JOB, self._job_attributes(job))] if self.tracks_jobs else []
 
     def _job_attributes(self, job: SimulatedJob) -> list[Attribute]:
         return [
