@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mews_bridge.lifecycle import InstanceState
 from mews_bridge.testing import running_bridge, wait_for
+from mews_bridge_asterisk_pbx.charges import queue_again
 from mews_bridge_mocks.ami.fixtures import SECRET
 
-pytestmark = pytest.mark.timeout(20)
+pytestmark = pytest.mark.timeout(30)
 
 
 @contextlib.asynccontextmanager
@@ -208,3 +210,90 @@ async def test_a_charge_pending_at_shutdown_is_posted_once_after_the_restart(pbx
         await wait_for(lambda: hotel.orders, what="the order after the restart")
         assert (await charge(bridge, call))["state"] == "posted"
     assert len(hotel.orders) == 1
+
+
+# Exactly once against a Mews that loses answers
+
+
+def guest_in(hotel, room="101"):
+    anna = hotel.add_customer("Huber", "Anna")
+    return anna, hotel.add_reservation(anna, hotel.resource_id(room), "Started")
+
+
+@pytest.mark.parametrize("mode", ["drop", "500", "504"])
+async def test_an_order_whose_answer_is_lost_is_looked_up_not_sent_again(pbx, hotel, settings, mode):
+    guest_in(hotel)
+    hotel.faults.lose_responses("orders/add", times=1, mode=mode)
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        posted = await wait_for_charge(bridge, call, "posted")
+    assert len(hotel.orders) == 1
+    assert len(hotel.calls_to("orders/add")) == 1
+    assert hotel.calls_to("orderItems/getAll")
+    assert posted["order_id"] == hotel.orders[0]["Id"]
+
+
+async def test_the_look_up_finds_an_order_moved_to_another_account(pbx, hotel, settings):
+    guest_in(hotel)
+    company = hotel.add_customer("Travel Agency")
+    hotel.faults.lose_responses("orders/add", times=1, mode="504")
+    async with bridge_with_pbx(settings) as bridge:
+        # Routing moves the item before the look-up runs; the look-up must still find it.
+        hotel.faults.fail_operation("orderItems/getAll", times=10**6, status=400)
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for(lambda: hotel.orders, what="the order")
+        for item in hotel.order_items:
+            item["AccountId"] = company
+        hotel.faults.fail_operation("orderItems/getAll", times=0)
+        await wait_for_charge(bridge, call, "posted")
+    assert len(hotel.orders) == 1
+    lookups = [c["body"] for c in hotel.calls_to("orderItems/getAll")]
+    assert all("AccountIds" not in body and body["ServiceIds"] for body in lookups)
+
+
+async def test_nothing_is_sent_while_the_look_up_fails(pbx, hotel, settings):
+    guest_in(hotel)
+    hotel.faults.lose_responses("orders/add", times=1, mode="500")
+    hotel.faults.fail_operation("orderItems/getAll", times=4, status=400, message="Invalid ConsumedUtc.")
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for_charge(bridge, call, "posted")
+    statuses = [c["status"] for c in hotel.calls_to("orderItems/getAll")]
+    assert statuses == [400, 400, 400, 400, 200]
+    assert len(hotel.calls_to("orders/add")) == 1
+    assert len(hotel.orders) == 1
+
+
+async def test_a_refused_charge_is_kept_told_to_staff_and_posted_when_queued_again(pbx, hotel, settings):
+    _, reservation = guest_in(hotel)
+    message = "Company billing is not enabled for the integration."
+    hotel.faults.fail_operation("orders/add", times=1, status=403, message=message)
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        [task] = await wait_for(lambda: list(hotel.tasks), what="the Mews task")
+        stored = await wait_for_charge(bridge, call, "failed")
+        await queue_again(bridge.instances[0].ctx.store, failed["key"])
+        posted = await wait_for_charge(bridge, call, "posted")
+    assert failed["error"] == message
+    assert task["ServiceOrderId"] == reservation
+    assert "room 101" in task["Name"]
+    for words in ("Anna Huber", "Call to +44 20 7123 4567", failed["key"], message):
+        assert words in task["Description"]
+    assert stored["task"] == task["Id"]
+    assert len(hotel.orders) == 1
+    assert posted["order_id"] == hotel.orders[0]["Id"]
+
+
+async def test_a_401_on_orders_add_stops_the_service_with_the_reason(pbx, hotel, settings):
+    guest_in(hotel)
+    async with bridge_with_pbx(settings) as bridge:
+        hotel.faults.fail_operation("orders/add", times=1, status=401, message="No permission for orders/add.")
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        instance = bridge.instances[0]
+        await wait_for(lambda: instance.state is InstanceState.SETUP_ERROR, what="the service to stop")
+        store = instance.ctx.store
+        record = await store.get(f"charge:cdr-{call['UniqueID']}")
+    assert "No permission for orders/add." in instance.reason
+    assert record["state"] == "pending"
+    assert len(hotel.calls_to("orders/add")) == 1

@@ -27,9 +27,10 @@ from .state import (
     SERVICE_TYPES,
     LineItem,
     World,
+    new_id,
 )
 from .table import Row, Table
-from .timestamps import parse_utc, utc_now
+from .timestamps import format_utc, parse_utc, utc_now
 from .validation import Params
 
 Handler = Callable[[World, Params], Row]
@@ -582,3 +583,23 @@ def add_external_payment(world: World, params: Params) -> Row:
         notes=params.string("Notes"),
     )
     return {"ExternalPaymentId": payment_id}
+
+
+@operation("tasks/add")
+def add_task(world: World, params: Params) -> Row:
+    """A task for staff inside Mews (e.g. "a call charge was refused")."""
+    name = params.require(params.string, "Name")
+    deadline = params.require(params.timestamp, "DeadlineUtc")
+    task_id = world.tasks.add(
+        {
+            "Id": new_id(),
+            "Name": name,
+            "Description": params.string("Description"),
+            "DeadlineUtc": format_utc(deadline),
+            "DepartmentId": params.guid("DepartmentId"),
+            "ServiceOrderId": params.guid("ServiceOrderId"),
+            "CreatedUtc": format_utc(utc_now()),
+            "State": "Open",
+        }
+    )
+    return {"TaskId": task_id}

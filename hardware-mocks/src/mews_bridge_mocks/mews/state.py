@@ -137,6 +137,8 @@ class World:
         self.bills = Table()
         self.order_items = Table()
         self.payments = Table()
+        self.tasks = Table()
+        """Tasks for staff (``tasks/add``): Name, Description, DeadlineUtc, DepartmentId, ServiceOrderId."""
         self._orders = Table()
         self._command_logs: dict[str, _CommandLog] = {}
         self._numbers = {

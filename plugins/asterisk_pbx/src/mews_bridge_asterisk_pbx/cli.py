@@ -239,15 +239,32 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
     type=click.Choice(STATES),
     help="Only charges in this state (repeatable).",
 )
+@click.option("--failed", is_flag=True, help="Only charges Mews refused or that could not be rated.")
+@click.option("--retry", "retry_key", metavar="KEY", help="Queue a charge that was not posted again.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) -> None:
-    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed."""
+def charges_command(
+    name: str | None, states: tuple[str, ...], failed: bool, retry_key: str | None, as_json: bool
+) -> None:
+    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed.
+
+    After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
+    queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
     from mews_bridge.bridge import JOURNAL_FILE
 
     settings, entry = _entry(name, required=True)
     assert entry is not None
     path = settings.bridge.state_dir / JOURNAL_FILE
-    charges = asyncio.run(_read(path, f"service:{entry.name}")) if path.exists() else []
+    namespace = f"service:{entry.name}"
+    if retry_key is not None:
+        if not path.exists():
+            raise click.ClickException("No charges are recorded yet.")
+        queued = asyncio.run(_queue_again(path, namespace, retry_key))
+        click.echo(f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
+                   f"{queued.currency}. The running bridge posts it within seconds.")
+        return
+    charges = asyncio.run(_read(path, namespace)) if path.exists() else []
+    if failed:
+        states = (*states, "failed")
     if states:
         charges = [c for c in charges if c.state in states]
     if as_json:
@@ -263,6 +280,8 @@ def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) ->
             "posted": f"order {charge.order_id}",
             "pending": f"{charge.attempts} tries so far",
         }.get(charge.state, charge.error or "")
+        if charge.state == "failed":
+            detail += f" [key {charge.key}; Mews task: {charge.task or 'none yet'}]"
         who = charge.guest or "-"
         click.echo(
             f"{charge.start.replace('T', ' ').removesuffix('Z')}  room {charge.room or charge.extension:<6} "
@@ -285,6 +304,22 @@ def _summary(charges: list[Charge]) -> str:
         for state in STATES
         if counts[state]
     )
+
+
+async def _queue_again(path: Path, namespace: str, key: str) -> Charge:
+    from mews_bridge.journal import Journal
+
+    from .charges import queue_again
+
+    journal = await Journal.open(path)
+    try:
+        return await queue_again(journal.store(namespace), key)
+    except KeyError:
+        raise click.ClickException(f"No charge with the key {key!r} (see mews-bridge pbx charges).") from None
+    except ValueError as exc:
+        raise click.ClickException(f"Not queued: {exc}.") from None
+    finally:
+        await journal.close()
 
 
 async def _read(path: Path, namespace: str) -> list[Charge]:

@@ -105,6 +105,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             retention=options.retention,
             retry_max_s=options.retry_max_s,
             logger=ctx.logger,
+            on_auth_failure=ctx.stop,
         )
         await self._ledger.load()
 
