@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
 DIAGNOSTICS_FILE = "diagnostics.json"
 _JOURNAL_RETENTION = timedelta(days=90)
+_RECOVERY_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,8 @@ class Bridge:
         )
         self._tasks = [
             asyncio.create_task(self.watchdog.run(), name="loop watchdog"),
-            asyncio.create_task(self._recover_then_stream(), name="mews stream"),
+            asyncio.create_task(self._recover(), name="recovery"),
+            asyncio.create_task(self._stream(), name="mews stream"),
             asyncio.create_task(self._sweep(), name="sweep"),
         ]
 
@@ -193,21 +195,27 @@ class Bridge:
             retry_max_s=self.setup_retry_max_s,
         )
 
-    async def _recover_then_stream(self) -> None:
-        assert self.pipeline is not None and self.stream is not None
+    async def _recover(self) -> None:
+        """Settle the last run's commands beside the stream, never before it: new work never waits."""
+        assert self.pipeline is not None
+        delay = _RECOVERY_RETRY_S
+        while True:
+            try:
+                await self.pipeline.recover()
+                return
+            except MewsAuthError as exc:
+                self._fail(exc)
+                return
+            except MewsError as exc:
+                log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
+            except Exception as exc:  # the journal is busy or failing: try again, never give up
+                log.error("Could not settle the last run's commands; retrying", exc_info=exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.stream_backoff_max_s)
+
+    async def _stream(self) -> None:
+        assert self.stream is not None
         try:
-            while True:
-                try:
-                    await self.pipeline.recover()
-                    break
-                except MewsAuthError:
-                    raise
-                except MewsError as exc:
-                    log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
-                    await asyncio.sleep(5)
-                except Exception as exc:  # the journal is busy or failing: try again, never give up
-                    log.error("Could not settle the last run's commands; retrying", exc_info=exc)
-                    await asyncio.sleep(5)
             await self.stream.run()
         except MewsAuthError as exc:
             self._fail(exc)
