@@ -95,8 +95,8 @@ async def test_pages_follow_the_cursor_to_the_end(mews_simulator):
 async def test_the_shared_limiter_keeps_a_burst_inside_the_window(mews_simulator):
     mews_simulator.rate_limiter.limit, mews_simulator.rate_limiter.window_s = 20, 1.0
     async with (
-        client_for(mews_simulator, rate_limit=20, rate_window_s=1.0) as first,
-        client_for(mews_simulator, rate_limit=20, rate_window_s=1.0) as second,
+        client_for(mews_simulator, requests_per_30s=19, rate_window_s=1.0) as first,
+        client_for(mews_simulator, requests_per_30s=19, rate_window_s=1.0) as second,
     ):
         for _ in range(15):
             await first.get_devices()
@@ -197,3 +197,14 @@ async def test_a_429_without_retry_after_pauses_the_shared_window_longer_each_ti
     assert all(later > earlier for earlier, later in itertools.pairwise(pauses))
     assert limiter.throttled(None, 60.0) < pauses[-1]
     assert limiter.throttled(5.0, 60.0) == 5.0
+
+
+async def test_clients_with_one_access_token_share_one_budget(mews_simulator):
+    async with (
+        client_for(mews_simulator, requests_per_30s=100) as core,
+        client_for(mews_simulator, requests_per_30s=40) as other,
+        client_for(mews_simulator, requests_per_30s=100, access_token="OTHER-TOKEN") as elsewhere,
+    ):
+        assert core.limiter is other.limiter
+        assert core.limiter.limit == 40
+        assert elsewhere.limiter is not core.limiter

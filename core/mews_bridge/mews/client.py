@@ -137,9 +137,10 @@ class MewsClient:
     @property
     def limiter(self) -> SlidingWindowLimiter:
         if self._limiter is None:
-            usable = max(1, int(self.settings.rate_limit * (1 - self.settings.rate_headroom)))
             self._limiter = limiter_for(
-                self.settings.access_token.get_secret_value(), usable, self.settings.rate_window_s
+                self.settings.access_token.get_secret_value(),
+                self.settings.requests_per_30s,
+                self.settings.rate_window_s,
             )
         return self._limiter
 
