@@ -37,6 +37,7 @@ from .errors import MewsAuthError, MewsError, MewsOutcomeUnknown, MewsRequestErr
 from .models import (
     AccountingCategory,
     Bill,
+    Companionship,
     Customer,
     Device,
     DeviceCommand,
@@ -321,7 +322,9 @@ class MewsClient:
         return [Service.model_validate(s) for s in await self.pages("services/getAll", {}, "Services")]
 
     async def get_accounting_categories(self) -> list[AccountingCategory]:
-        found = await self.pages("accountingCategories/getAll", {}, "AccountingCategories")
+        # Inactive ones too, so that a setting naming one can be refused as inactive, not as unknown.
+        everything = {"ActivityStates": ["Active", "Deleted"]}
+        found = await self.pages("accountingCategories/getAll", everything, "AccountingCategories")
         return [AccountingCategory.model_validate(c) for c in found]
 
     async def get_resources(self, resource_ids: Sequence[str] | None = None) -> list[Resource]:
@@ -373,6 +376,12 @@ class MewsClient:
         extent = {"Extent": {"Customers": True, "Addresses": False}}
         return await self._by_ids(
             "customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent
+        )
+
+    async def get_companionships(self, reservation_ids: Sequence[str]) -> list[Companionship]:
+        """Who stays in these reservations: the guests in the room, whoever owns the reservation."""
+        return await self._by_ids(
+            "companionships/getAll", "ReservationIds", reservation_ids, "Companionships", Companionship
         )
 
     async def add_order(self, order: NewOrder) -> str:

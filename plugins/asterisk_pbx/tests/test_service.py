@@ -297,3 +297,87 @@ async def test_a_401_on_orders_add_stops_the_service_with_the_reason(pbx, hotel,
     assert "No permission for orders/add." in instance.reason
     assert record["state"] == "pending"
     assert len(hotel.calls_to("orders/add")) == 1
+
+
+# Who is charged, and at which tax rate
+
+
+async def test_a_company_owned_stay_is_checked_for_no_post_on_the_guests_in_the_room(pbx, hotel, settings):
+    company = hotel.add_company("Travel Agency")
+    anna = hotel.add_customer("Huber", "Anna")
+    gruber = hotel.add_customer("Gruber", "Franz", classifications=("Cashlist",))
+    billed = hotel.add_reservation(anna, hotel.resource_id("101"), "Started", company_id=company)
+    no_post = hotel.add_reservation(anna, hotel.resource_id("102"), "Started", company_id=company)
+    hotel.add_companion(no_post, gruber)
+    async with bridge_with_pbx(settings) as bridge:
+        charged = await pbx.place_call("101", "00442071234567", billsec=60)
+        refused_call = await pbx.place_call("102", "00442071234567", billsec=60)
+        await wait_for_charge(bridge, charged, "posted")
+        refused = await wait_for_charge(bridge, refused_call, "refused")
+    [order] = hotel.orders
+    assert (order["AccountId"], order["LinkedReservationId"]) == (company, billed)
+    assert refused["error"] == "the guest is on the Cashlist (No Post)"
+
+
+async def test_a_company_mews_will_not_bill_gets_a_failed_charge_and_a_task(pbx, hotel, settings):
+    company = hotel.add_company("Travel Agency")
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started", company_id=company)
+    hotel.company_billing = False
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        await wait_for(lambda: hotel.tasks, what="the Mews task")
+    assert hotel.orders == []
+    assert "company accounts is not enabled" in failed["error"]
+
+
+async def test_each_call_gets_the_standard_tax_rate_valid_when_it_started(pbx, hotel, settings):
+    change = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    old, new = hotel.tax_rates["AT-S"], dict(hotel.tax_rates["AT-S"])
+    old["ValidityInvervalsUtc"] = [{"StartUtc": None, "EndUtc": change.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+    new.update(
+        Code="AT-N",
+        Value=0.21,
+        Strategy={"Discriminator": "Relative", "Value": {"Value": 0.21}},
+        ValidityInvervalsUtc=[{"StartUtc": change.strftime("%Y-%m-%dT%H:%M:%SZ"), "EndUtc": None}],
+    )
+    hotel.tax_rates["AT-N"] = new
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(
+        anna, hotel.resource_id("101"), "Started", start_utc=datetime.now(UTC) - timedelta(days=1)
+    )
+    before = (change - timedelta(minutes=30)).astimezone(pbx.timezone).replace(tzinfo=None)
+    async with bridge_with_pbx(settings):
+        await pbx.place_call("101", "00442071234567", billsec=60, start=before)
+        await pbx.place_call("101", "00442071234567", billsec=61)
+        await wait_for(lambda: len(hotel.orders) == 2, what="both orders")
+    codes = [order["Items"][0]["UnitAmount"]["TaxValues"][0]["Code"] for order in hotel.orders]
+    assert sorted(codes) == ["AT-N", "AT-S"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("inactive service", "which is inactive"),
+        ("bookable service", "a Bookable service; charges need an Additional one"),
+        ("inactive category", "international = "),
+        ("unknown tax code", "tax_code 'XX-1' is not a tax rate code Mews knows"),
+    ],
+)
+async def test_settings_mews_would_refuse_stop_the_service_at_start(pbx, hotel, settings, change, reason):
+    options = settings.services[0].options
+    if change == "inactive service":
+        hotel.services[options["service_id"]]["IsActive"] = False
+    elif change == "bookable service":
+        options["service_id"] = hotel.accommodation_service_id()
+    elif change == "inactive category":
+        hotel.accounting_categories[options["accounting_categories"]["international"]]["IsActive"] = False
+    else:
+        options["tax_code"] = "XX-1"
+    async with running_bridge(settings, entry_points=True) as bridge:
+        instance = bridge.instances[0]
+        await instance.wait_settled()
+    assert instance.reason is not None and reason in instance.reason
+    if change == "inactive category":
+        assert "(inactive)" in instance.reason

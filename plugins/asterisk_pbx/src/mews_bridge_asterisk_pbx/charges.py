@@ -127,26 +127,65 @@ def _valid_at(rate: TaxRate, moment: datetime) -> bool:
     return False
 
 
-async def standard_tax_code(mews: MewsClient, enterprise: Enterprise) -> str | None:
-    """The property's standard tax rate code, as Mews documents choosing one: the enterprise's tax
-    environment, its taxations, and of their relative rates valid now the highest (e.g. ``AT-S``)."""
+@dataclass(frozen=True)
+class TaxRates:
+    """The relative tax rates of the property's tax environment, with their validity, so that each
+    call gets the standard rate valid when it was made (a rate change at midnight splits the day)."""
+
+    environment: str | None
+    rates: tuple[TaxRate, ...] = ()
+    known: frozenset[str] = frozenset()
+    """Every tax rate code Mews knows, in any environment (a configured tax_code must be one)."""
+
+    def standard_at(self, moment: datetime) -> TaxRate | None:
+        """Mews' documented choice: of the environment's relative rates valid at ``moment``, the highest."""
+        valid = [rate for rate in self.rates if _valid_at(rate, moment)]
+        return max(valid, key=lambda rate: rate.relative_value or 0, default=None)
+
+    def standard_code_at(self, moment: datetime) -> str | None:
+        rate = self.standard_at(moment)
+        return rate.code if rate else None
+
+    def explain(self, moment: datetime) -> str:
+        """Why :meth:`standard_at` chooses what it does, in words for ``pbx setup``."""
+        if self.environment is None:
+            return "none: Mews names no tax environment for the property; set the option tax_code"
+        best = self.standard_at(moment)
+        if best is None:
+            return (
+                f"none: tax environment {self.environment} has no relative rate valid now; "
+                "set the option tax_code"
+            )
+        others = sorted(
+            (f"{r.code} {r.relative_value:.0%}" for r in self.rates if r is not best and _valid_at(r, moment)),
+        )
+        later = sorted(r.code for r in self.rates if not _valid_at(r, moment))
+        return (
+            f"{best.code}: the highest relative rate ({best.relative_value:.0%}) of tax environment "
+            f"{self.environment} valid now"
+            + (f" (also valid: {', '.join(others)})" if others else "")
+            + (f"; not valid now: {', '.join(later)}" if later else "")
+            + ". Each call gets the standard rate valid when it started."
+        )
+
+
+async def load_tax_rates(mews: MewsClient, enterprise: Enterprise) -> TaxRates:
+    """The enterprise's tax environment, its taxations and their relative rates (every validity)."""
+    taxations = await mews.get_taxations()
+    known = frozenset(rate.code for rate in taxations.tax_rates)
     if not enterprise.tax_environment_code:
-        return None
+        return TaxRates(None, known=known)
     environment = next(
         (e for e in await mews.get_tax_environments() if e.code == enterprise.tax_environment_code), None
     )
     if environment is None:
-        return None
-    now = datetime.now(UTC)
-    rates = [
+        return TaxRates(None, known=known)
+    rates = tuple(
         rate
-        for rate in (await mews.get_taxations()).tax_rates
-        if rate.taxation_code in environment.taxation_codes
-        and rate.relative_value is not None
-        and _valid_at(rate, now)
-    ]
-    best = max(rates, key=lambda rate: rate.relative_value or 0, default=None)
-    return best.code if best else None
+        for rate in taxations.tax_rates
+        if rate.taxation_code in environment.taxation_codes and rate.relative_value is not None
+    )
+    return TaxRates(environment.code, rates, known)
 
 
 def unit_amount(charge: Charge, pricing: str) -> dict[str, Any]:
@@ -334,17 +373,16 @@ class ChargeLedger:
                     await self._settle(charge.moved("posted", order_id=order_id))
                     self._log.info("The charge %s had reached Mews already (order %s)", charge.key, order_id)
                     return
-            assert charge.account_id is not None
-            guests = await self._mews.get_customers([charge.account_id])
+            no_post = await self._no_post_guest(charge)
         except MewsAuthError:
             raise
         except MewsError as exc:
             # No send while the checks before it fail, whatever Mews said: they are reads.
             raise MewsUnavailable(exc.operation, exc.message, exc.status, exc.request_id) from exc
-        if any(NO_POST in guest.classifications for guest in guests):
+        if no_post is not None:
             await self._settle(charge.moved("refused", error="the guest is on the Cashlist (No Post)"))
             self._log.info(
-                "Not charging %s to room %s: the guest is on the Cashlist", charge.item, charge.room
+                "Not charging %s to room %s: %s is on the Cashlist", charge.item, charge.room, no_post
             )
             return
         # Durable before sending: if the answer is lost, the next try looks the order up first.
@@ -364,6 +402,16 @@ class ChargeLedger:
         self._log.info(
             "Posted %s to room %s: %s %s", charge.item, charge.room, charge.amount, charge.currency
         )
+
+    async def _no_post_guest(self, charge: Charge) -> str | None:
+        """The name of a guest in the room on the Cashlist ("No Post"), if any: the reservation's
+        customer and its companions, so a company-owned reservation is checked on who stays."""
+        assert charge.account_id is not None
+        ids = [charge.account_id]  # a company's id simply finds no customer
+        if charge.reservation_id is not None:
+            ids += [c.customer_id for c in await self._mews.get_companionships([charge.reservation_id])]
+        guests = await self._mews.get_customers(list(dict.fromkeys(ids)))
+        return next((g.full_name for g in guests if NO_POST in g.classifications), None)
 
     async def _posted_order(self, charge: Charge) -> str | None:
         """The order Mews already has for this charge, from an earlier send whose answer was lost:

@@ -82,15 +82,18 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
 
 
 async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
+    from datetime import UTC, datetime
+
     from mews_bridge.mews.client import MewsClient
     from mews_bridge.mews.errors import MewsError
 
-    from .charges import standard_tax_code
+    from .charges import load_tax_rates
+    from .service import service_refusal
 
     async with MewsClient(settings.mews, retry_budget_s=10) as mews:
         try:
             enterprise = await mews.enterprise()
-            tax_code = await standard_tax_code(mews, enterprise)
+            taxes = await load_tax_rates(mews, enterprise)
             services = await mews.get_services()
             categories = await mews.get_accounting_categories()
             resources = await mews.get_resources()
@@ -100,22 +103,33 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
         f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
         f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
     )
-    click.echo(f"Standard tax code: {tax_code or 'none found: set the option tax_code'}")
+    click.echo(f"Standard tax code: {taxes.explain(datetime.now(UTC))}")
+    if options is not None and options.tax_code is not None:
+        known = "" if options.tax_code in taxes.known else " (Mews does not know it: the service will not start)"
+        click.echo(f"Configured tax_code: {options.tax_code}{known}")
 
     configured = options.service_id if options else None
     click.echo("\nServices (option service_id; telephone charges belong under an Additional one):")
     for service in sorted(
-        services, key=lambda s: ((s.data or {}).get("Discriminator") != "Additional", s.display_name)
+        services, key=lambda s: (service_refusal(s) is not None, s.display_name)
     ):
         kind = (service.data or {}).get("Discriminator", "")
+        refusal = service_refusal(service)
         mark = "  <- service_id" if service.id == configured else ""
-        click.echo(f"  {service.id}  {service.display_name} ({kind}){mark}")
+        if mark and refusal:
+            mark += f": refused, it {refusal}"
+        inactive = "" if service.is_active else ", inactive"
+        click.echo(f"  {service.id}  {service.display_name} ({kind}{inactive}){mark}")
+    if configured and all(s.id != configured for s in services):
+        click.echo(f"  service_id {configured} is not a Mews service of this property!")
 
     mapped = {v: k for k, v in options.accounting_categories.items()} if options else {}
     click.echo("\nAccounting categories (option accounting_categories, tariff class = id):")
-    for category in sorted(categories, key=lambda c: c.name):
+    for category in sorted(categories, key=lambda c: (not c.is_active, c.name)):
         code = f" [{category.code}]" if category.code else ""
         mark = f"  <- {mapped[category.id]}" if category.id in mapped else ""
+        if not category.is_active:
+            mark = " (inactive" + (": refused" if mark else "") + ")" + mark
         click.echo(f"  {category.id}  {category.name}{code}{mark}")
 
     rooms = options.room_map([r.name for r in resources]) if options else None
