@@ -32,7 +32,8 @@ from .watchdog import LoopWatchdog
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
 DIAGNOSTICS_FILE = "diagnostics.json"
-_JOURNAL_RETENTION = timedelta(days=90)
+_IDS_KEPT = timedelta(days=365)
+"""Acknowledged commands' ids and outcomes stay this long (their data go sooner, data_retention_days)."""
 _RECOVERY_RETRY_S = 5.0
 
 
@@ -250,7 +251,8 @@ class Bridge:
             await asyncio.sleep(self.settings.mews.sweep_interval_s)
             try:
                 await self.pipeline.catch_up()
-                await self.journal.prune(_JOURNAL_RETENTION)
+                retention = timedelta(days=self.settings.bridge.data_retention_days)
+                await self.journal.prune(retention, _IDS_KEPT)
             except MewsAuthError as exc:
                 self._fail(exc)
                 return

@@ -67,6 +67,12 @@ class BridgeSettings(Strict):
     max_parallel_devices: int = Field(8, ge=1)
     progress_interval_s: float = Field(3.0, ge=0, description="Least time between Progress updates")
     shutdown_grace_s: float = Field(10.0, ge=0, description="How long running commands may finish")
+    data_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Finished commands' data (device, Notes) are purged from the journal after this; "
+        "ids and outcomes are kept a year, so a command is never run twice",
+    )
 
 
 class PluginSettings(Strict):
