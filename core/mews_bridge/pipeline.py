@@ -567,8 +567,9 @@ class CommandPipeline(LocalDevices):
             budget = 0 if self._unacknowledged else self.ack_retry_s
             await self._update_final(command_id, state, notes, budget)
         except MewsRequestError as exc:
-            # Mews refused: the command is already final there (cancelled by staff) or gone.
-            log.warning("Mews did not take the final state of %s: %s", command_id, exc.message)
+            # Mews refused: the command is already final there (an earlier answer was lost, or staff
+            # cancelled it) or gone.
+            await self._explain_refusal(command_id, state, exc)
         except MewsAuthError as exc:
             self._unacknowledged[command_id] = (state, notes)
             self.on_fatal(exc)
@@ -586,6 +587,14 @@ class CommandPipeline(LocalDevices):
         except Exception as exc:  # Mews has it; the next start reads the state back from Mews
             log.error("Could not record that Mews has the result of %s", command_id, exc_info=exc)
         return True
+
+    async def _explain_refusal(self, command_id: str, state: str, exc: MewsRequestError) -> None:
+        with contextlib.suppress(MewsError):
+            found = await self.mews.get_commands_by_ids([command_id])
+            if found and found[0].state == state:
+                log.info("Mews already had the final state of %s (%s)", command_id, state)
+                return
+        log.warning("Mews did not take the final state of %s: %s", command_id, exc.message)
 
     async def _update_final(self, command_id: str, state: str, notes: str | None, budget: float) -> None:
         """``commands/update`` to a final state; on 409 (Mews says the command changed meanwhile) it
