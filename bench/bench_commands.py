@@ -131,7 +131,12 @@ async def drain(count: int, state_dir: Path) -> None:
             sim,
             state_dir,
             devices=[device("Bench printer", printer, "bench_printer")],
-            mews={"requests_per_30s": limit * 95 // 100, "rate_window_s": window, "ping_interval_s": 20, "ping_timeout_s": 20},
+            mews={
+                "requests_per_30s": limit * 95 // 100,
+                "rate_window_s": window,
+                "ping_interval_s": 20,
+                "ping_timeout_s": 20,
+            },
         )
         t0 = time.perf_counter()
         async with running_bridge(settings, {"bench": BenchPlugin()}, wait_connected=False):

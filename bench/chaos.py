@@ -18,7 +18,9 @@ from mews_bridge_mocks.chaos import run_chaos
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, default=random.SystemRandom().randrange(1_000_000))
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--keep", type=Path, help="Keep the bridge's state and log in this directory.")

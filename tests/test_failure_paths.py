@@ -325,7 +325,11 @@ async def test_a_409_on_the_final_state_is_read_again_and_sent_again(
     operations = [c["operation"] for c in mews_simulator.calls if c["operation"] != "commands/getAllActive"]
     conflict = operations.index("commands/update")
     assert final["State"] == "Processed"
-    assert operations[conflict : conflict + 3] == ["commands/update", "commands/getAllByIds", "commands/update"]
+    assert operations[conflict : conflict + 3] == [
+        "commands/update",
+        "commands/getAllByIds",
+        "commands/update",
+    ]
     assert runs(log_file, command) == ["start", "done"]
 
 

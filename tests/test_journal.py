@@ -54,7 +54,12 @@ async def test_a_purge_keeps_ids_and_outcomes_and_forgets_the_rest_later(tmp_pat
     finally:
         await journal.close()
     assert purged == 1
-    assert (done.phase, done.final_state, done.notes, done.device_name) == ("acknowledged", "Processed", None, "")
+    assert (done.phase, done.final_state, done.notes, done.device_name) == (
+        "acknowledged",
+        "Processed",
+        None,
+        "",
+    )
     assert running.notes is None and running.device_name == "Reception encoder"
     assert not again  # the id still makes a repeat a duplicate
     assert forgotten is None

@@ -96,8 +96,11 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path.parent.chmod(0o700)
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        for path in (self.path, self.path.with_name(self.path.name + "-wal"),
-                     self.path.with_name(self.path.name + "-shm")):
+        for path in (
+            self.path,
+            self.path.with_name(self.path.name + "-wal"),
+            self.path.with_name(self.path.name + "-shm"),
+        ):
             if path.exists():
                 path.chmod(0o600)  # SQLite gives the -wal and -shm files the main file's mode
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -238,8 +238,11 @@ class CommandPipeline(LocalDevices):
         try:
             return {c.id: c for c in await self.mews.get_commands_by_ids(command_ids)}
         except MewsRequestError as exc:
-            log.warning("Mews refused to read %d command(s) at once (%s); reading them one by one",
-                        len(command_ids), exc.message)
+            log.warning(
+                "Mews refused to read %d command(s) at once (%s); reading them one by one",
+                len(command_ids),
+                exc.message,
+            )
         found: dict[str, DeviceCommand] = {}
         for command_id in command_ids:
             try:
@@ -609,8 +612,11 @@ class CommandPipeline(LocalDevices):
                 log.info("Mews answered 409 to the final state of %s; reading it again", command_id)
                 found = await self.mews.get_commands_by_ids([command_id])
                 if not found or found[0].state in FINAL_STATES:
-                    log.info("Command %s is already final in Mews (%s)", command_id,
-                             found[0].state if found else "unknown")
+                    log.info(
+                        "Command %s is already final in Mews (%s)",
+                        command_id,
+                        found[0].state if found else "unknown",
+                    )
                     return
 
     async def _ack_loop(self) -> None:

@@ -41,7 +41,7 @@ class MewsSettings(Strict):
         190,
         ge=1,
         description="Requests this bridge may send per 30 s: Mews allows 200 per access token, less "
-        "headroom. Bridges sharing one token (unknown_devices = \"leave\") must split it",
+        'headroom. Bridges sharing one token (unknown_devices = "leave") must split it',
     )
     rate_window_s: float = Field(30.0, gt=0, description="The window requests_per_30s counts over (tests)")
     request_timeout_s: float = Field(30.0, gt=0)

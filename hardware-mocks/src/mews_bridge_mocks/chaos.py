@@ -37,11 +37,17 @@ from .mews import BillPayment, LineItem, MewsSimulator
 FINAL = ("Processed", "Error", "Cancelled")
 EXCEPTION_WORDS = re.compile(r"Traceback|Exception|[a-z]Error\b|\bNone\b")
 KEY_ROOMS = ("201", "202", "203", "301", "302")
-CALL_ROOMS = {"101": ("Huber", "Anna", ()), "102": ("Gruber", "Franz", ("Cashlist",)), "103": ("Novak", "Jiri", ())}
+CALL_ROOMS = {
+    "101": ("Huber", "Anna", ()),
+    "102": ("Gruber", "Franz", ("Cashlist",)),
+    "103": ("Novak", "Jiri", ()),
+}
 NO_POST_ROOM = "102"
-QUIET_AFTER_CALL_S = 0.6
-"""No kill or AMI drop this soon after a call: a CDR on the wire when Asterisk's link dies is gone
-(Asterisk keeps it in its own CDR store, not for the AMI client); that loss is not what is measured."""
+JOURNALED_WITHIN_S = 5.0
+"""Before a kill or an AMI drop, every CDR sent must be in the bridge's journal (or this long must pass).
+A CDR on the wire when Asterisk's link dies is gone (Asterisk keeps it in its own CDR store, not for
+the AMI client): that loss is Asterisk's, not what is measured."""
+
 
 @dataclass
 class ChaosReport:
@@ -110,7 +116,6 @@ class _Run:
         self.command_ids: list[str] = []
         self.call_keys: dict[str, str] = {}
         """ExternalIdentifier → room of every billable call placed."""
-        self.last_call = 0.0
         self.pdf = base64.b64encode(registration_card_pdf(1)).decode()
 
     async def run(self) -> ChaosReport:
@@ -170,11 +175,13 @@ class _Run:
         return write_settings_file(settings, self.workdir / "config.toml")
 
     def _phones_ready(self) -> bool:
-        return self.pbx.sessions > 0 and self.pbx.astdb.get("/hotel/101/outside") == "1"
+        return self.pbx.listeners("cdr") > 0 and self.pbx.astdb.get("/hotel/101/outside") == "1"
 
     async def _bridge_ready(self, timeout_s: float) -> None:
         await _until(
-            lambda: self.hotel.websocket_connections > 0 and self._phones_ready(), timeout_s, "the bridge start"
+            lambda: self.hotel.websocket_connections > 0 and self._phones_ready(),
+            timeout_s,
+            "the bridge start",
         )
 
     # -- one step: work or a fault ---------------------------------------------------------------
@@ -207,7 +214,9 @@ class _Run:
         # A start of its own, so that each command's card can be told apart at the encoder.
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=n + 1)
         room = self.hotel.resource_id(self.rng.choice(KEY_ROOMS))
-        reservation = self.hotel.add_reservation(guest, room, start_utc=start, end_utc=start + timedelta(days=9))
+        reservation = self.hotel.add_reservation(
+            guest, room, start_utc=start, end_utc=start + timedelta(days=9)
+        )
         self.command_ids.append(self.hotel.add_key_cutter_command(self.encoder_id, reservation))
 
     async def _fiscal(self) -> None:
@@ -228,7 +237,6 @@ class _Run:
         room = self.rng.choice(list(CALL_ROOMS))
         event = await self.pbx.place_call(room, "00442079460000", billsec=self.rng.randint(20, 400))
         self.call_keys[f"cdr-{event['UniqueID']}"] = room
-        self.last_call = time.monotonic()
         return True
 
     async def _burst(self) -> None:
@@ -243,9 +251,18 @@ class _Run:
         await self.hotel.faults.drop_websockets(abrupt=self.rng.random() < 0.5)
 
     async def _quiet(self) -> None:
-        wait = QUIET_AFTER_CALL_S - (time.monotonic() - self.last_call)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Wait until the bridge has journaled every CDR it was sent."""
+        with contextlib.suppress(TimeoutError):  # a CDR the bridge lost shows as a missing charge
+            await _until(lambda: set(self.call_keys) <= self._journaled_charges(), JOURNALED_WITHIN_S, "")
+
+    def _journaled_charges(self) -> set[str]:
+        path = self.workdir / "state" / "journal.sqlite3"
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                rows = db.execute("SELECT key FROM kv WHERE key LIKE 'charge:%'").fetchall()
+        except sqlite3.Error:  # not created yet, or busy: ask again
+            return set()
+        return {key.removeprefix("charge:") for (key,) in rows}
 
     async def _ami_drop(self) -> None:
         await self._quiet()

@@ -63,7 +63,9 @@ async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, p
     telephone = hotel.service_id("Telephone")
     international = hotel.accounting_category_id("Telephone international")
     assert "Property: Hotel Simulator (PLN, Gross prices, time zone Europe/Warsaw" in out
-    assert "Standard tax code: AT-S: the highest relative rate (20%) of tax environment AT-2020 valid now" in out
+    assert (
+        "Standard tax code: AT-S: the highest relative rate (20%) of tax environment AT-2020 valid now" in out
+    )
     assert f"{telephone}  Telephone (Additional)  <- service_id" in out
     assert f"{international}  Telephone international [TEL-INT]  <- international" in out
     assert "  101: extension 101" in out

@@ -288,7 +288,9 @@ async def test_a_refused_charge_is_kept_told_to_staff_and_posted_when_queued_aga
 async def test_a_401_on_orders_add_stops_the_service_with_the_reason(pbx, hotel, settings):
     guest_in(hotel)
     async with bridge_with_pbx(settings) as bridge:
-        hotel.faults.fail_operation("orders/add", times=1, status=401, message="No permission for orders/add.")
+        hotel.faults.fail_operation(
+            "orders/add", times=1, status=401, message="No permission for orders/add."
+        )
         call = await pbx.place_call("101", "00442071234567", billsec=60)
         instance = bridge.instances[0]
         await wait_for(lambda: instance.state is InstanceState.SETUP_ERROR, what="the service to stop")

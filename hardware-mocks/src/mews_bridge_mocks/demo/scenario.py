@@ -121,7 +121,9 @@ class Demo:
                 self.sim,
                 self.out / "state",
                 devices=front_desk(self.printer.url, self.encoder.port_url),
-                services=[service("Telephone exchange", "asterisk_pbx", telephone_options(self.sim, self.pbx.port))],
+                services=[
+                    service("Telephone exchange", "asterisk_pbx", telephone_options(self.sim, self.pbx.port))
+                ],
             )
             self.bridge = await stack.enter_async_context(running_bridge(settings, entry_points=True))
             for managed in self.bridge.instances:

@@ -157,7 +157,11 @@ class TaxRates:
                 "set the option tax_code"
             )
         others = sorted(
-            (f"{r.code} {r.relative_value:.0%}" for r in self.rates if r is not best and _valid_at(r, moment)),
+            (
+                f"{r.code} {r.relative_value:.0%}"
+                for r in self.rates
+                if r is not best and _valid_at(r, moment)
+            ),
         )
         later = sorted(r.code for r in self.rates if not _valid_at(r, moment))
         return (

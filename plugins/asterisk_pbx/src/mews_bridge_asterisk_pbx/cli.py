@@ -105,14 +105,14 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
     )
     click.echo(f"Standard tax code: {taxes.explain(datetime.now(UTC))}")
     if options is not None and options.tax_code is not None:
-        known = "" if options.tax_code in taxes.known else " (Mews does not know it: the service will not start)"
+        known = (
+            "" if options.tax_code in taxes.known else " (Mews does not know it: the service will not start)"
+        )
         click.echo(f"Configured tax_code: {options.tax_code}{known}")
 
     configured = options.service_id if options else None
     click.echo("\nServices (option service_id; telephone charges belong under an Additional one):")
-    for service in sorted(
-        services, key=lambda s: (service_refusal(s) is not None, s.display_name)
-    ):
+    for service in sorted(services, key=lambda s: (service_refusal(s) is not None, s.display_name)):
         kind = (service.data or {}).get("Discriminator", "")
         refusal = service_refusal(service)
         mark = "  <- service_id" if service.id == configured else ""
@@ -273,8 +273,10 @@ def charges_command(
         if not path.exists():
             raise click.ClickException("No charges are recorded yet.")
         queued = asyncio.run(_queue_again(path, namespace, retry_key))
-        click.echo(f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
-                   f"{queued.currency}. The running bridge posts it within seconds.")
+        click.echo(
+            f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
+            f"{queued.currency}. The running bridge posts it within seconds."
+        )
         return
     charges = asyncio.run(_read(path, namespace)) if path.exists() else []
     if failed:

@@ -169,7 +169,9 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         service = next((s for s in await mews.get_services() if s.id == options.service_id), None)
         refusal = service_refusal(service)
         if refusal:
-            raise DeviceConfigError(f"service_id {options.service_id} {refusal} (mews-bridge pbx setup lists them)")
+            raise DeviceConfigError(
+                f"service_id {options.service_id} {refusal} (mews-bridge pbx setup lists them)"
+            )
         categories = {c.id: c for c in await mews.get_accounting_categories()}
         wrong = {
             k: f"{v} ({'inactive' if v in categories else 'not an accounting category of this property'})"
