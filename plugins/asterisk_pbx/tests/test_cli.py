@@ -143,3 +143,17 @@ async def test_a_refused_charge_is_listed_and_queued_again_from_the_command_line
     assert (again, unknown) == (1, 1)
     assert f"the charge {key} is posted" in refused
     assert "No charge with the key 'cdr-0'" in missing
+
+
+async def test_setup_says_why_the_configured_service_and_category_would_be_refused(config_file, hotel, pbx):
+    telephone = hotel.service_id("Telephone")
+    international = hotel.accounting_category_id("Telephone international")
+    hotel.services[telephone]["IsActive"] = False
+    hotel.accounting_categories[international]["IsActive"] = False
+    code, out, err = await run_cli("--config", config_file, "pbx", "setup")
+    assert code == 0, err
+    assert (
+        f"{telephone}  Telephone (Additional, inactive)  <- service_id: refused, it is 'Telephone', which is inactive"
+        in out
+    )
+    assert f"{international}  Telephone international [TEL-INT] (inactive: refused)  <- international" in out
