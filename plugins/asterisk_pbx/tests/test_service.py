@@ -383,3 +383,21 @@ async def test_settings_mews_would_refuse_stop_the_service_at_start(pbx, hotel, 
     assert instance.reason is not None and reason in instance.reason
     if change == "inactive category":
         assert "(inactive)" in instance.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "recorded"),
+    [(503, "unknown: Mews' answer was lost, the task may exist"), (403, "not created: No tasks for you.")],
+)
+async def test_a_task_mews_fails_to_take_is_never_added_twice(pbx, hotel, settings, status, recorded):
+    guest_in(hotel)
+    hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid TaxCodes.")
+    hotel.faults.fail_operation("tasks/add", times=1, status=status, message="No tasks for you.")
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for(lambda: hotel.calls_to("tasks/add"), what="the task's try")
+        await wait_for(lambda: bridge.instances[0].instance._ledger._untold == {}, what="the task settled")
+        failed = await charge(bridge, call)
+    assert failed["task"] == recorded
+    assert len(hotel.calls_to("tasks/add")) == 1
+    assert not list(hotel.tasks)  # an injected failure applies nothing

@@ -61,6 +61,8 @@ _RESCAN_S = 2.0
 LOOKUP_MARGIN = timedelta(minutes=10)
 """The look-up reads the service's items consumed this long either side of the call's start."""
 TASK_DEADLINE = timedelta(hours=12)
+TASK_RETRY_S = 60.0
+"""A task Mews could not take (an outage) is tried again this much later."""
 
 
 def _now() -> str:
@@ -252,8 +254,8 @@ class ChargeLedger:
         self._on_auth_failure = on_auth_failure
         self._due: dict[str, float] = {}
         """Pending keys → when to try next (monotonic)."""
-        self._untold: set[str] = set()
-        """Failed charges staff have not been told about in Mews yet."""
+        self._untold: dict[str, float] = {}
+        """Failed charges staff have not been told about in Mews yet → when to try (monotonic)."""
         self._failures: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self.outcomes: Counter[str] = Counter()
@@ -269,7 +271,7 @@ class ChargeLedger:
             if value.get("state") == "pending":
                 self._due[key.removeprefix(PREFIX)] = 0.0
             elif value.get("state") == "failed" and value.get("task") is None:
-                self._untold.add(key.removeprefix(PREFIX))
+                self._untold[key.removeprefix(PREFIX)] = 0.0
         if self._due:
             self._log.info("%d call charge(s) from before the restart are still to be posted", len(self._due))
 
@@ -289,7 +291,7 @@ class ChargeLedger:
                 "%s from room %s is %s: %s", charge.item, charge.room, charge.state, charge.error
             )
             if charge.state == "failed":
-                self._untold.add(charge.key)
+                self._untold[charge.key] = 0.0
         self._wake.set()
         return True
 
@@ -315,7 +317,7 @@ class ChargeLedger:
             for key in sorted(k for k, due in self._due.items() if due <= now):
                 if not await self._post(key):
                     return
-            for key in sorted(self._untold):
+            for key in sorted(k for k, due in self._untold.items() if due <= now):
                 await self._tell_staff(key)
             if now - rescanned > _RESCAN_S:
                 await self._queue_retried()
@@ -324,7 +326,7 @@ class ChargeLedger:
                 await self._prune()
                 pruned = now
             self._wake.clear()
-            wait = min([*self._due.values(), now + _RESCAN_S]) - time.monotonic()
+            wait = min([*self._due.values(), *self._untold.values(), now + _RESCAN_S]) - time.monotonic()
             if wait > 0:
                 try:
                     async with asyncio.timeout(wait):
@@ -357,7 +359,7 @@ class ChargeLedger:
             return False
         except MewsRequestError as exc:
             await self._settle(charge.moved("failed", error=exc.message))
-            self._untold.add(key)
+            self._untold[key] = 0.0
             self._log.error("Mews refused the charge for %s (%s): %s", charge.item, charge.key, exc.message)
         except MewsError as exc:
             self._failures[key] += 1
@@ -437,7 +439,7 @@ class ChargeLedger:
         value = await self._store.get(PREFIX + key)
         charge = Charge.from_store(value) if value else None
         if charge is None or charge.state != "failed" or charge.task is not None:
-            self._untold.discard(key)
+            self._untold.pop(key, None)
             return
         name = f"Telephone charge not posted: room {charge.room or charge.extension}"
         description = (
@@ -456,12 +458,15 @@ class ChargeLedger:
             )
         except MewsOutcomeUnknown:
             task = "unknown: Mews' answer was lost, the task may exist"  # never sent twice
+        except MewsRequestError as exc:  # e.g. the integration may not add tasks: not retried
+            task = f"not created: {exc.message}"
+            self._log.warning("Mews refused a task for the failed charge %s: %s", key, exc.message)
         except MewsError as exc:
-            self._log.warning("Could not put a task in Mews for the failed charge %s: %s", key, exc)
-            self._untold.discard(key)  # tried again at the next start
+            self._log.warning("Could not put a task in Mews for the failed charge %s yet: %s", key, exc)
+            self._untold[key] = time.monotonic() + TASK_RETRY_S
             return
         await self._save(replace(charge, task=task))
-        self._untold.discard(key)
+        self._untold.pop(key, None)
 
     async def _settle(self, charge: Charge) -> None:
         await self._save(charge)
