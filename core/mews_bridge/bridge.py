@@ -34,7 +34,9 @@ from .watchdog import LoopWatchdog
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
 DIAGNOSTICS_FILE = "diagnostics.json"
-_JOURNAL_RETENTION = timedelta(days=90)
+_IDS_KEPT = timedelta(days=365)
+"""Acknowledged commands' ids and outcomes stay this long (their data go sooner, data_retention_days)."""
+_RECOVERY_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ class Bridge:
             self.settings.mews, self._on_events, self._on_connect, backoff_max_s=self.stream_backoff_max_s
         )
         self.supervisor.start("loop watchdog", self.watchdog.run)
-        self.supervisor.start("mews stream", self._recover_then_stream)
+        self.supervisor.start("recovery", self._recover)
+        self.supervisor.start("mews stream", self._stream)
         self.supervisor.start("sweep", self._sweep)
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
@@ -195,21 +198,27 @@ class Bridge:
             retry_max_s=self.setup_retry_max_s,
         )
 
-    async def _recover_then_stream(self) -> None:
-        assert self.pipeline is not None and self.stream is not None
+    async def _recover(self) -> None:
+        """Settle the last run's commands beside the stream, never before it: new work never waits."""
+        assert self.pipeline is not None
+        delay = _RECOVERY_RETRY_S
+        while True:
+            try:
+                await self.pipeline.recover()
+                return
+            except MewsAuthError as exc:
+                self._fail(exc)
+                return
+            except MewsError as exc:
+                log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
+            except Exception as exc:  # the journal is busy or failing: try again, never give up
+                log.error("Could not settle the last run's commands; retrying", exc_info=exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.stream_backoff_max_s)
+
+    async def _stream(self) -> None:
+        assert self.stream is not None
         try:
-            while True:
-                try:
-                    await self.pipeline.recover()
-                    break
-                except MewsAuthError:
-                    raise
-                except MewsError as exc:
-                    log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
-                    await asyncio.sleep(5)
-                except Exception as exc:  # the journal is busy or failing: try again, never give up
-                    log.error("Could not settle the last run's commands; retrying", exc_info=exc)
-                    await asyncio.sleep(5)
             await self.stream.run()
         except MewsAuthError as exc:
             self._fail(exc)
@@ -253,7 +262,8 @@ class Bridge:
             await asyncio.sleep(self.settings.mews.sweep_interval_s)
             try:
                 await self.pipeline.catch_up()
-                await self.journal.prune(_JOURNAL_RETENTION)
+                retention = timedelta(days=self.settings.bridge.data_retention_days)
+                await self.journal.prune(retention, _IDS_KEPT)
             except MewsAuthError as exc:
                 self._fail(exc)
                 return
@@ -270,7 +280,7 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop intake, let running commands finish briefly, unload everything, close the journal."""
-        await self.supervisor.stop(["loop watchdog", "mews stream", "sweep"])
+        await self.supervisor.stop(["loop watchdog", "recovery", "mews stream", "sweep"])
         if self.pipeline is not None:
             await self.pipeline.stop(self.settings.bridge.shutdown_grace_s)
         await self.supervisor.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -91,7 +92,17 @@ class Journal:
         return journal
 
     def _connect(self) -> None:
+        # Guests' names, rooms and command data: owner-only, whatever the umask or an older install made.
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.parent.chmod(0o700)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        for path in (
+            self.path,
+            self.path.with_name(self.path.name + "-wal"),
+            self.path.with_name(self.path.name + "-shm"),
+        ):
+            if path.exists():
+                path.chmod(0o600)  # SQLite gives the -wal and -shm files the main file's mode
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
@@ -159,13 +170,24 @@ class Journal:
             (_now(), final_state, _now(), command_id),
         )
 
-    async def prune(self, older_than: timedelta) -> int:
-        """Forget acknowledged commands older than ``older_than`` so the file stays small."""
-        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")
-        cursor = await self._run(
-            self._exec, "DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (cutoff,)
-        )
-        return cursor.rowcount
+    async def prune(self, data_older_than: timedelta, ids_older_than: timedelta) -> int:
+        """Purge acknowledged commands' data (device, Notes) after ``data_older_than``, keeping the id
+        and the outcome that exactly-once needs; forget them wholly after ``ids_older_than``, long after
+        Mews would expire them. Returns how many commands were purged."""
+        now = datetime.now(UTC)
+        data_cutoff = (now - data_older_than).isoformat(timespec="milliseconds")
+        ids_cutoff = (now - ids_older_than).isoformat(timespec="milliseconds")
+
+        def purge() -> int:
+            purged = self._exec(
+                "UPDATE commands SET device_name = '', instance = NULL, notes = NULL "
+                "WHERE phase = 'acknowledged' AND received_at < ? AND device_name != ''",
+                (data_cutoff,),
+            ).rowcount
+            self._exec("DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (ids_cutoff,))
+            return purged
+
+        return await self._run(purge)
 
     def store(self, namespace: str) -> KeyValueStore:
         return KeyValueStore(self, namespace)

@@ -37,9 +37,13 @@ class MewsSettings(Strict):
     client_token: SecretStr
     access_token: SecretStr
     client: str = f"mews-bridge {__version__}"
-    rate_limit: int = Field(200, ge=1, description="Requests Mews allows per access token and window")
-    rate_window_s: float = Field(30.0, gt=0)
-    rate_headroom: float = Field(0.05, ge=0, lt=1, description="Share of the limit kept free as a margin")
+    requests_per_30s: int = Field(
+        190,
+        ge=1,
+        description="Requests this bridge may send per 30 s: Mews allows 200 per access token, less "
+        'headroom. Bridges sharing one token (unknown_devices = "leave") must split it',
+    )
+    rate_window_s: float = Field(30.0, gt=0, description="The window requests_per_30s counts over (tests)")
     request_timeout_s: float = Field(30.0, gt=0)
     max_retry_s: float = Field(60.0, gt=0, description="Longest single wait between retries")
     ping_interval_s: float = Field(20.0, gt=0)
@@ -66,6 +70,12 @@ class BridgeSettings(Strict):
     max_parallel_devices: int = Field(8, ge=1)
     progress_interval_s: float = Field(3.0, ge=0, description="Least time between Progress updates")
     shutdown_grace_s: float = Field(10.0, ge=0, description="How long running commands may finish")
+    data_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Finished commands' data (device, Notes) are purged from the journal after this; "
+        "ids and outcomes are kept a year, so a command is never run twice",
+    )
 
 
 class PluginSettings(Strict):

@@ -27,9 +27,10 @@ from .state import (
     SERVICE_TYPES,
     LineItem,
     World,
+    new_id,
 )
 from .table import Row, Table
-from .timestamps import parse_utc, utc_now
+from .timestamps import format_utc, parse_utc, utc_now
 from .validation import Params
 
 Handler = Callable[[World, Params], Row]
@@ -327,6 +328,23 @@ def get_customers(world: World, params: Params) -> Row:
     return {"Customers": result["Customers"], "Documents": None, "Cursor": result["Cursor"]}
 
 
+COMPANIONSHIP_FILTERS: dict[str, Filter] = {
+    "CompanionshipIds": AnyOf("Id"),
+    "CustomerIds": AnyOf("CustomerId"),
+    "ReservationIds": AnyOf("ReservationId"),
+    "ReservationGroupIds": AnyOf("ReservationGroupId"),
+}
+
+
+@operation("companionships/getAll")
+def get_companionships(world: World, params: Params) -> Row:
+    """Who stays in which reservation (the extents' entities are not simulated: always null)."""
+    params.nested("Extent")
+    require_any_filter(params, COMPANIONSHIP_FILTERS)
+    result = _query(world, params, world.companionships, "Companionships", COMPANIONSHIP_FILTERS)
+    return {**result, "Customers": None, "Reservations": None, "ReservationGroups": None}
+
+
 # -- accounting -----------------------------------------------------------------------------------
 
 BILL_FILTERS: dict[str, Filter] = {
@@ -526,7 +544,11 @@ def add_order(world: World, params: Params) -> Row:
     Mews leaves that to the integration."""
     params.guid("EnterpriseId")
     service = _entity(params, "ServiceId", world.services)
-    account = _entity(params, "AccountId", world.customers)
+    account_id = params.require(params.guid, "AccountId")
+    account = world.companies.get(account_id)
+    if account is not None and not world.company_billing:
+        raise ApiError(403, "Posting to company accounts is not enabled for this integration.")
+    account = account or _lookup(params, "AccountId", account_id, world.customers)
     now = utc_now()
     consumed = params.timestamp("ConsumptionUtc") or now
     if consumed < now - world.accounting_editable_history:
@@ -582,3 +604,23 @@ def add_external_payment(world: World, params: Params) -> Row:
         notes=params.string("Notes"),
     )
     return {"ExternalPaymentId": payment_id}
+
+
+@operation("tasks/add")
+def add_task(world: World, params: Params) -> Row:
+    """A task for staff inside Mews (e.g. "a call charge was refused")."""
+    name = params.require(params.string, "Name")
+    deadline = params.require(params.timestamp, "DeadlineUtc")
+    task_id = world.tasks.add(
+        {
+            "Id": new_id(),
+            "Name": name,
+            "Description": params.string("Description"),
+            "DeadlineUtc": format_utc(deadline),
+            "DepartmentId": params.guid("DepartmentId"),
+            "ServiceOrderId": params.guid("ServiceOrderId"),
+            "CreatedUtc": format_utc(utc_now()),
+            "State": "Open",
+        }
+    )
+    return {"TaskId": task_id}

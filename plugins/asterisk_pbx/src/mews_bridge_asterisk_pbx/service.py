@@ -24,16 +24,29 @@ from mews_bridge.mews.client import MewsClient
 from mews_bridge.mews.enterprise import Enterprise
 from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
 from mews_bridge.mews.models import Customer, Reservation, Resource
+from mews_bridge.mews.models import Service as MewsService
 
 from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
-from .charges import Charge, ChargeLedger, standard_tax_code
+from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates
 from .codec import Message
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
 from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
 from .tariff import TariffError
+
+
+def service_refusal(service: MewsService | None) -> str | None:
+    """Why call charges cannot go under this Mews service, if they cannot."""
+    if service is None:
+        return "is not a Mews service of this property"
+    if not service.is_active:
+        return f"is {service.display_name!r}, which is inactive"
+    kind = (service.data or {}).get("Discriminator")
+    if kind != "Additional":
+        return f"is {service.display_name!r}, a {kind or 'non-Additional'} service; charges need an Additional one"
+    return None
 
 
 def guest_of(customer: Customer | None) -> Guest | None:
@@ -71,7 +84,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._ami: AmiClient | None = None
         self._ledger: ChargeLedger | None = None
         self._zone = ZoneInfo("UTC")
-        self._tax_code: str | None = None
+        self._taxes = TaxRates(None)
         self._limits = ChargeLimits(
             options.max_call_seconds, options.max_call_charge, options.loaded_tariff.currency, None
         )
@@ -86,7 +99,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         ctx, options = self.ctx, self.options
         try:
             enterprise = await ctx.enterprise()
-            self._tax_code = await self._check_mews(enterprise)
+            self._taxes = await self._check_mews(enterprise)
             self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
             self._limits = replace(self._limits, editable_history=enterprise.accounting_editable_history)
             self._set_resources(await ctx.mews.get_resources())
@@ -112,6 +125,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             retention=options.retention,
             retry_max_s=options.retry_max_s,
             logger=ctx.logger,
+            on_auth_failure=ctx.stop,
         )
         await self._ledger.load()
 
@@ -144,37 +158,50 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             len(self._occupancy.room_names),
             len(self._occupancy.in_house()),
             options.service_id,
-            self._tax_code,
+            self._tax_code_at(datetime.now(UTC)),
         )
 
-    async def _check_mews(self, enterprise: Enterprise) -> str:
-        """Refuse settings that Mews would refuse on every posting; returns the tax code to post with."""
+    def _tax_code_at(self, moment: datetime) -> str | None:
+        """The configured tax code, else the standard rate valid at ``moment``."""
+        return self.options.tax_code or self._taxes.standard_code_at(moment)
+
+    async def _check_mews(self, enterprise: Enterprise) -> TaxRates:
+        """Refuse settings that Mews would refuse on every posting; returns the tax rates to post with."""
         options, mews = self.options, self.ctx.mews
         tariff = options.loaded_tariff
         if tariff.currency != enterprise.currency:
             raise DeviceConfigError(
                 f"The tariff is in {tariff.currency}, but the property bills in {enterprise.currency}"
             )
-        services = {s.id for s in await mews.get_services()}
-        if options.service_id not in services:
+        service = next((s for s in await mews.get_services() if s.id == options.service_id), None)
+        refusal = service_refusal(service)
+        if refusal:
             raise DeviceConfigError(
-                f"service_id {options.service_id} is not a Mews service of this property "
-                "(mews-bridge pbx setup lists them)"
+                f"service_id {options.service_id} {refusal} (mews-bridge pbx setup lists them)"
             )
-        categories = {c.id for c in await mews.get_accounting_categories()}
-        unknown = {k: v for k, v in options.accounting_categories.items() if v not in categories}
-        if unknown:
+        categories = {c.id: c for c in await mews.get_accounting_categories()}
+        wrong = {
+            k: f"{v} ({'inactive' if v in categories else 'not an accounting category of this property'})"
+            for k, v in options.accounting_categories.items()
+            if v not in categories or not categories[v].is_active
+        }
+        if wrong:
             raise DeviceConfigError(
-                "accounting_categories: not accounting categories of this property: "
-                + ", ".join(f"{k} = {v}" for k, v in sorted(unknown.items()))
+                "accounting_categories: " + ", ".join(f"{k} = {v}" for k, v in sorted(wrong.items()))
             )
-        tax_code = options.tax_code or await standard_tax_code(mews, enterprise)
-        if tax_code is None:
+        taxes = await load_tax_rates(mews, enterprise)
+        if options.tax_code is not None and options.tax_code not in taxes.known:
+            raise DeviceConfigError(
+                f"tax_code {options.tax_code!r} is not a tax rate code Mews knows "
+                f"(tax environment {enterprise.tax_environment_code}: "
+                f"{', '.join(sorted(r.code for r in taxes.rates)) or 'none'})"
+            )
+        if options.tax_code is None and taxes.standard_at(datetime.now(UTC)) is None:
             raise DeviceConfigError(
                 f"Mews names no standard tax rate for tax environment {enterprise.tax_environment_code}; "
                 "set the option tax_code"
             )
-        return tax_code
+        return taxes
 
     async def diagnostics(self) -> dict[str, Any]:
         return {
@@ -182,7 +209,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "rooms": len(self._occupancy.room_names),
             "in_house": len(self._occupancy.in_house()),
             "pbx_timezone": str(self._zone),
-            "tax_code": self._tax_code,
+            "tax_code": self._tax_code_at(datetime.now(UTC)),
             "charges": self._ledger.diagnostics() if self._ledger else None,
         }
 
@@ -248,9 +275,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             self._ledger.retry_now()
         async with self._lock:
             try:
-                if self.options.tax_code is None:  # tax codes change with legislation
-                    enterprise = await self.ctx.enterprise()
-                    self._tax_code = await standard_tax_code(self.ctx.mews, enterprise) or self._tax_code
+                if self.options.tax_code is None:  # tax rates change with legislation
+                    self._taxes = await load_tax_rates(self.ctx.mews, await self.ctx.enterprise())
                 self._set_resources(await self.ctx.mews.get_resources())
                 arrivals = await self._reload()
             except MewsError as exc:
@@ -318,7 +344,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "room": room,
             "seconds": record.billable_seconds,
             "currency": self.options.loaded_tariff.currency,
-            "tax_code": self._tax_code,
+            "tax_code": self._tax_code_at(record.start),
             "reservation_id": stay.reservation_id if stay else None,
             "account_id": stay.account_id if stay else None,
             "guest": stay.guest.name if stay and stay.guest else None,
