@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
+from .http_server import StatusServer
 from .journal import Journal
 from .lifecycle import ManagedInstance
 from .mews.client import MewsClient
@@ -135,6 +136,8 @@ class Bridge:
         self.stream: EventStream | None = None
         self.watchdog = LoopWatchdog(host)
         self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = datetime.now(UTC)
+        self.http: StatusServer | None = None
         redactor.add_from(settings)
 
     @property
@@ -169,6 +172,9 @@ class Bridge:
             asyncio.create_task(self._recover_then_stream(), name="mews stream"),
             asyncio.create_task(self._sweep(), name="sweep"),
         ]
+        if self.settings.bridge.http:
+            self.http = StatusServer(self)
+            await self.http.start()
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
         assert self.mews is not None and self.journal is not None and self.pipeline is not None
@@ -259,6 +265,8 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop intake, let running commands finish briefly, unload everything, close the journal."""
+        if self.http is not None:
+            await self.http.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

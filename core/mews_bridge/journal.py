@@ -159,6 +159,24 @@ class Journal:
             (_now(), final_state, _now(), command_id),
         )
 
+    async def recent(self, limit: int) -> list[CommandRecord]:
+        """The newest ``limit`` commands, newest first."""
+        rows = (
+            await self._run(self._exec, "SELECT * FROM commands ORDER BY received_at DESC LIMIT ?", (limit,))
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def latest_per_device(self) -> list[CommandRecord]:
+        """Each device's newest command."""
+        rows = (
+            await self._run(
+                self._exec,
+                "SELECT * FROM commands WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
+                "(PARTITION BY device_name ORDER BY received_at DESC) AS n FROM commands) WHERE n = 1)",
+            )
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
     async def prune(self, older_than: timedelta) -> int:
         """Forget acknowledged commands older than ``older_than`` so the file stays small."""
         cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")

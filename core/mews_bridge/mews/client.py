@@ -25,6 +25,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from .. import metrics
 from ..settings import MewsSettings
 from .enterprise import Enterprise
 from .errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
@@ -154,8 +155,11 @@ class MewsClient:
             response = await self._http.post(operation, json=body)
         except httpx.TransportError as exc:
             log.warning("Mews %s: network fault: %s", operation, type(exc).__name__)
+            metrics.mews_answered(operation, "network", f"network fault ({type(exc).__name__})")
             raise _Retryable(operation, f"network fault ({type(exc).__name__})") from None
         request_id = response.headers.get("Request-Id")
+        if response.is_success:
+            metrics.mews_answered(operation, response.status_code)
         if response.status_code == 204:
             return {}
         if response.is_success:
@@ -166,6 +170,7 @@ class MewsClient:
                     operation, "the answer was not JSON", response.status_code, request_id
                 ) from None
         message = _error_message(response)
+        metrics.mews_answered(operation, response.status_code, message)
         log.warning(
             "Mews %s failed: HTTP %s %s (Request-Id %s)", operation, response.status_code, message, request_id
         )
