@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -181,3 +183,27 @@ async def test_a_port_in_use_does_not_stop_the_bridge(
             command_id = mews_simulator.add_command(printer, scripted.printer_data())
             assert (await wait_for_final_state(mews_simulator, command_id))["State"] == "Processed"
     assert "cannot listen on" in caplog.text
+
+
+async def test_status_command_prints_the_running_bridges_picture(
+    mews_simulator, tmp_path, log_file, printer, scripted
+):
+    settings = _settings(mews_simulator, tmp_path, log_file, printer, http_token=TOKEN)
+    async with running_bridge(settings, {"scripted": scripted}) as bridge:
+        await wait_for(lambda: bridge.instances[0].state.value == "loaded")
+        command_id = mews_simulator.add_command(printer, scripted.printer_data(fail="Paper jam"))
+        await wait_for_final_state(mews_simulator, command_id)
+        address = bridge.http.url.removeprefix("http://")
+        running = settings.model_copy(update={"bridge": settings.bridge.model_copy(update={"http": address})})
+        path = write_settings_file(running, tmp_path / "config.toml")
+        result = await run_cli("--config", path, "status")
+        as_json = await run_cli("--config", path, "status", "--json")
+    assert result.code == 0, result.err
+    assert "READY" in result.out and "Mews: connected since" in result.out
+    assert "Desk printer (scripted_printer): up" in result.out
+    assert "last command Error at" in result.out and "Paper jam on Desk printer" in result.out
+    assert TOKEN not in result.out and mews_simulator.access_token not in result.out
+    assert json.loads(as_json.out)["commands"][0]["id"] == command_id
+
+    stopped = await run_cli("--config", path, "status")
+    assert stopped.code == 1 and "No bridge answers at" in stopped.err

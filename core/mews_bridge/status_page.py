@@ -20,6 +20,7 @@ _STATE_WORDS = {
     "unload_in_progress": ("stopping", "warn"),
     "failed_unload": ("failed to stop", "bad"),
 }
+_CARD = {"ok": "up", "warn": "starting", "bad": "down"}
 _CSS = """
 body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2430}
 header{background:#1d2430;color:#fff;padding:.6em 1em}header h1{font-size:1.1em;margin:0}
@@ -31,7 +32,7 @@ h2{font-size:1em;margin:.2em 0 .5em}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}dt{color:#5b6472}dd{margin:0}
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9em}
 td,th{text-align:left;padding:.25em .4em;border-bottom:1px solid #e3e6ea;vertical-align:top}
-.device{border-left:4px solid #0a7a32}.device.bad{border-color:#b42318;font-weight:normal;color:inherit}
+.device{border-left:4px solid #0a7a32}.device.down{border-color:#b42318}.device.starting{border-color:#9a6700}
 .note{background:#fff7d6;border:1px solid #e6c200}button{font:inherit;padding:.2em .8em}
 footer{color:#5b6472;font-size:.8em;padding:0 1em 1em}
 """
@@ -130,7 +131,7 @@ def _instance(instance: InstanceStatus) -> str:
         rows.append(f'<dt>{_t(key.replace("_", " "))}</dt><dd data-fact="{escape(key)}">{_fact(value)}</dd>')
     kind = f"{instance.kind}, {instance.implementation}"
     return (
-        f'<section class="device {tone}" data-name="{escape(instance.name)}">'
+        f'<section class="device {_CARD[tone]}" data-name="{escape(instance.name)}">'
         f"<h2>{_t(instance.name)} <small>({_t(kind)})</small></h2><dl>{''.join(rows)}</dl></section>"
     )
 
@@ -138,6 +139,11 @@ def _instance(instance: InstanceStatus) -> str:
 def _fact(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            return _when(value)
+        except ValueError:
+            pass
     return _t(value)
 
 

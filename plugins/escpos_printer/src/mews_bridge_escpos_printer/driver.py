@@ -109,6 +109,19 @@ class EscposPrinterDriver(DeviceDriver[Options]):
         self._jobs += 1
         return notes
 
+    async def status(self) -> dict[str, Any]:
+        found = self._last_status
+        if found is None:
+            paper = "not known (no status from the printer yet)"
+        else:
+            paper = "out" if found.paper_out else ("near end" if found.paper_near_end else "ok")
+        return {
+            "paper": paper,
+            "printer_status": found.summary if found else None,
+            "status_at": self._last_status_at.isoformat(timespec="seconds") if self._last_status_at else None,
+            "pages_printed": self._pages,
+        }
+
     def _open(self, data: PrinterData) -> Document:
         from . import raster
 

@@ -24,6 +24,7 @@ from mews_bridge import (
     DeviceDriver,
     DeviceNotReady,
     InstanceContext,
+    metrics,
 )
 
 from .bill import (
@@ -85,6 +86,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         self.register: FiscalRegister | None = None
         self.clock: Callable[[], datetime] = utc_now
         self._tax_map = TaxMap(options.tax_map)
+        self._chain: str = "not checked yet"
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -98,6 +100,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         try:
             started = await asyncio.to_thread(self.register.start, self.clock())
             await self.close_due()  # closings missed while the bridge was down
+            broken = await asyncio.to_thread(self.register.check_chain)
         except BaseException:
             await self.unload()
             raise
@@ -108,6 +111,10 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 started.receipt_number,
                 self.register.keys.fingerprint,
             )
+        if broken is not None:
+            self.ctx.logger.error("The fiscal journal's hash chain is broken: %s", broken)
+        checked = self.clock().isoformat(timespec="seconds")
+        self._chain = f"BROKEN: {broken}" if broken else f"intact (checked {checked})"
         self.ctx.create_task(self._closing_schedule(), "fiscal closings")
 
     async def unload(self) -> None:
@@ -134,6 +141,20 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 **await asyncio.to_thread(self.register.status),
             }
         return info
+
+    async def status(self) -> dict[str, Any]:
+        if self.register is None:
+            return {}
+        found = await asyncio.to_thread(self.register.status)
+        if found["last_z_utc"]:
+            metrics.fiscal_closing(self.ctx.name, datetime.fromisoformat(found["last_z_utc"]))
+        closing = f"Z #{found['last_z']} for {found['last_z_period']}" if found["last_z"] else "none yet"
+        return {
+            "last_receipt": found["last_receipt"],
+            "last_closing": closing,
+            "last_closing_at": found["last_z_utc"],
+            "chain_verified": self._chain,
+        }
 
     async def _config(self, state_dir: Path) -> RegisterConfig:
         o = self.options
@@ -212,6 +233,8 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             entry, created = await write
             cancelled = True
         notes = receipt_notes(entry, earlier=not created)
+        if created:
+            metrics.fiscal_receipt(self.ctx.name)
         if created and self.options.receipt_printer and not cancelled:
             notes += await self._print(entry)
         return notes
