@@ -207,3 +207,23 @@ async def test_status_command_prints_the_running_bridges_picture(
 
     stopped = await run_cli("--config", path, "status")
     assert stopped.code == 1 and "No bridge answers at" in stopped.err
+
+
+async def test_the_retry_form_is_refused_from_another_site(
+    mews_simulator, tmp_path, log_file, printer, scripted
+):
+    settings = _settings(mews_simulator, tmp_path, log_file, printer, http_token=TOKEN)
+    async with running_bridge(settings, {"scripted": scripted}) as bridge, _client(bridge) as http:
+        signed = await http.post("/login", data={"token": TOKEN}, headers={"Origin": bridge.http.url})
+        assert signed.status_code == 303
+        form = {"service": "Telephone exchange", "key": "cdr-1", "csrf": bridge.http.csrf_value()}
+        forged = await http.post("/charges/retry", data=form, headers={"Origin": "http://attacker.example"})
+        assert forged.status_code == 403
+        stale = await http.post(
+            "/charges/retry", data={**form, "csrf": "0" * 64}, headers={"Origin": bridge.http.url}
+        )
+        assert stale.status_code == 403
+        sent = await http.post("/charges/retry", data=form, headers={"Origin": bridge.http.url})
+        assert sent.status_code == 303
+        page = await http.get(sent.headers["Location"])
+    assert "No service called &#x27;Telephone exchange&#x27; posts charges here." in page.text
