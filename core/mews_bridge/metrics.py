@@ -80,6 +80,12 @@ FISCAL_LAST_CLOSING = Gauge(
     ["device"],
     registry=REGISTRY,
 )
+FISCAL_UNCLOSED_SINCE = Gauge(
+    "mews_bridge_fiscal_unclosed_since_timestamp_seconds",
+    "The oldest fiscal entry no daily closing covers yet (Unix time; 0 when all are closed)",
+    ["device"],
+    registry=REGISTRY,
+)
 
 
 @dataclass
@@ -145,8 +151,11 @@ def fiscal_receipt(device: str) -> None:
     FISCAL_RECEIPTS.labels(device).inc()
 
 
-def fiscal_closing(device: str, at: datetime) -> None:
-    FISCAL_LAST_CLOSING.labels(device).set(at.timestamp())
+def fiscal_closings(device: str, last_closing: datetime | None, unclosed_since: datetime | None) -> None:
+    """When the device last closed a day, and since when it holds entries no closing covers yet."""
+    if last_closing is not None:
+        FISCAL_LAST_CLOSING.labels(device).set(last_closing.timestamp())
+    FISCAL_UNCLOSED_SINCE.labels(device).set(unclosed_since.timestamp() if unclosed_since else 0)
 
 
 def exposition(status: BridgeStatus) -> bytes:

@@ -248,6 +248,17 @@ def test_options_normalise_bucket_spelling():
     assert options.tax_map == {"AT-20": "Normal", "10": "Erm1"}
 
 
+def exposed(status):
+    """The fiscal gauges of device "Fiscal" in /metrics' exposition, once ``status`` was taken."""
+    assert status
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(generate_latest(metrics.REGISTRY).decode())
+        for sample in family.samples
+        if sample.name.startswith("mews_bridge_fiscal_") and sample.labels.get("device") == "Fiscal"
+    }
+
+
 async def test_status_tells_the_last_receipt_the_last_closing_and_the_chain(harness, mk, sale_bill):
     def receipts_counted():
         return (
@@ -261,17 +272,16 @@ async def test_status_tells_the_last_receipt_the_last_closing_and_the_chain(harn
     await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))
     await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))  # redelivered: no second receipt
     assert receipts_counted() == counted + 1
+    assert exposed(await driver.status())["mews_bridge_fiscal_unclosed_since_timestamp_seconds"] > 0
     closings = await driver.z_report()
     found = await driver.status()
     assert found["last_receipt"] == "AT-REG1-2"
     assert found["last_closing"] == f"Z #1 for {closings[-1].payload['closing']['period']}"
-    exposed = {
-        sample.labels.get("device"): sample.value
-        for family in text_string_to_metric_families(generate_latest(metrics.REGISTRY).decode())
-        for sample in family.samples
-        if sample.name == "mews_bridge_fiscal_last_closing_timestamp_seconds"
-    }
-    assert exposed["Fiscal"] == datetime.fromisoformat(found["last_closing_at"]).timestamp()
+    gauges = exposed(found)
+    assert gauges["mews_bridge_fiscal_last_closing_timestamp_seconds"] == (
+        datetime.fromisoformat(found["last_closing_at"]).timestamp()
+    )
+    assert gauges["mews_bridge_fiscal_unclosed_since_timestamp_seconds"] == 0
 
 
 async def test_a_tampered_journal_shows_a_broken_chain(harness, mk, sale_bill):

@@ -58,6 +58,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _moment(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
 def receipt_notes(entry: Entry, *, earlier: bool = False) -> str:
     """The Notes that acknowledge a receipt: its number and short verification code."""
     p = entry.payload
@@ -146,8 +150,9 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         if self.register is None:
             return {}
         found = await asyncio.to_thread(self.register.status)
-        if found["last_z_utc"]:
-            metrics.fiscal_closing(self.ctx.name, datetime.fromisoformat(found["last_z_utc"]))
+        metrics.fiscal_closings(
+            self.ctx.name, _moment(found["last_z_utc"]), _moment(found["unclosed_since_utc"])
+        )
         closing = f"Z #{found['last_z']} for {found['last_z_period']}" if found["last_z"] else "none yet"
         return {
             "last_receipt": found["last_receipt"],

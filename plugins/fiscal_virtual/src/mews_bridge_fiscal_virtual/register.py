@@ -180,6 +180,7 @@ class FiscalRegister:
             "last_z": z.payload["z_number"] if z else None,
             "last_z_period": z.payload["closing"]["period"] if z else None,
             "last_z_utc": z.payload["ts_utc"] if z else None,
+            "unclosed_since_utc": (o := self.store.first_open(z.seq if z else 0)) and o.payload["ts_utc"],
         }
 
     def check_chain(self) -> str | None:
