@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -29,6 +36,7 @@ from .redaction import redactor
 if TYPE_CHECKING:
     from .status import BridgeStatus
 
+disable_created_metrics()  # "_created" series double what /metrics says and no alert needs them
 REGISTRY = CollectorRegistry()
 """What ``/metrics`` exposes (not prometheus_client's global registry, which a plugin might fill)."""
 ProcessCollector(registry=REGISTRY)
