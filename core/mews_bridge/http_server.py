@@ -1,4 +1,4 @@
-"""The bridge's own small HTTP server (aiohttp, on the bridge's event loop), at ``[bridge] http``.
+"""The bridge's own small HTTP server (:mod:`.httpd`, on the bridge's event loop), at ``[bridge] http``.
 
 * ``/healthz``: the process is alive and its event loop answers (no token asked: for systemd and
   container health checks).
@@ -25,12 +25,12 @@ import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from . import metrics, status, status_page
+from .httpd import HttpServer, Request, Response
 from .redaction import redactor
 from .settings import is_loopback, listen_address
 
@@ -39,17 +39,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "mews_bridge_session"
-_OPEN_PATHS = frozenset({"/healthz"})
 _NOTES_KEPT = 20
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",  # "no-referrer" would make forms send "Origin: null"
-    "Cache-Control": "no-store",
-}
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_HTML = "text/html; charset=utf-8"
+_SECURITY_HEADERS = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),  # "no-referrer" would make forms send "Origin: null"
+    ("Cache-Control", "no-store"),
+]
+_UNAUTHORISED = Response.text(
+    HTTPStatus.UNAUTHORIZED,
+    "A token is needed: Authorization: Bearer <bridge.http_token>.\n",
+    ("WWW-Authenticate", 'Bearer realm="mews-bridge"'),
+)
 
 
 class StatusServer:
@@ -63,70 +70,72 @@ class StatusServer:
         self._token = token.encode() if token else None
         self._csrf_key = secrets.token_bytes(32)
         self._notes: OrderedDict[str, str] = OrderedDict()
-        self._runner: web.AppRunner | None = None
+        self._http = HttpServer(self._handle)
+        self._routes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
+            ("GET", "/healthz"): self._healthz,
+            ("GET", "/readyz"): self._readyz,
+            ("GET", "/"): self._page,
+            ("POST", "/login"): self._login,
+            ("GET", "/status.json"): self._status_json,
+            ("GET", "/metrics"): self._metrics,
+            ("GET", "/diagnostics.json"): self._diagnostics,
+            ("POST", "/charges/retry"): self._retry_charge,
+        }
         self.url: str | None = None
 
     async def start(self) -> None:
         """Listen; a port already taken is logged and the bridge goes on without its pages."""
-        app = web.Application(middlewares=[self._guard])
-        app.add_routes(
-            [
-                web.get("/healthz", self._healthz),
-                web.get("/readyz", self._readyz),
-                web.get("/", self._page),
-                web.post("/login", self._login),
-                web.get("/status.json", self._status_json),
-                web.get("/metrics", self._metrics),
-                web.get("/diagnostics.json", self._diagnostics),
-                web.post("/charges/retry", self._retry_charge),
-            ]
-        )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
         try:
-            await web.TCPSite(runner, self.host, self.port).start()
+            host, port = await self._http.start(self.host, self.port)
         except OSError as exc:
-            await runner.cleanup()
             log.error(
                 "The status page cannot listen on %s (%s); the bridge runs without it",
                 self.bridge.settings.bridge.http,
                 exc.strerror or exc,
             )
             return
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         log.info("Status page, /metrics and health checks at %s", self.url)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._http.stop()
 
     # -- access ------------------------------------------------------------------------------------
 
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self._token is None and not is_loopback(request.url.host or ""):
-            raise web.HTTPMisdirectedRequest(text="This bridge answers only on a loopback address.\n")
-        if request.path not in _OPEN_PATHS and request.path != "/login" and not self._signed_in(request):
-            if request.method == "GET" and request.path == "/":
-                return self._html(status_page.sign_in(), status=401)
-            raise web.HTTPUnauthorized(
-                text="A token is needed: Authorization: Bearer <bridge.http_token>.\n",
-                headers={"WWW-Authenticate": 'Bearer realm="mews-bridge"'},
+    async def _handle(self, request: Request) -> Response:
+        if self._token is None and not is_loopback(request.host):
+            return Response.text(
+                HTTPStatus.MISDIRECTED_REQUEST, "This bridge answers only on a loopback address.\n"
             )
-        response = await handler(request)
-        response.headers.update(_SECURITY_HEADERS)
+        route = self._routes.get((request.method if request.method != "HEAD" else "GET", request.path))
+        if route is None:
+            allowed = sorted(method for method, path in self._routes if path == request.path)
+            if allowed:
+                return Response.text(
+                    HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed.\n", ("Allow", ", ".join(allowed))
+                )
+            return Response.text(HTTPStatus.NOT_FOUND, "Not found.\n")
+        if request.path not in ("/healthz", "/login") and not self._signed_in(request):
+            if request.path == "/":
+                return Response(HTTPStatus.UNAUTHORIZED, status_page.sign_in(), _HTML)
+            return _UNAUTHORISED
+        try:
+            response = await route(request)
+        except Exception as exc:  # a fault in a page must not look like a dead bridge
+            log.error("The status page failed on %s %s", request.method, request.path, exc_info=exc)
+            response = Response.text(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "The bridge could not answer; its log says why.\n"
+            )
+        response.headers += _SECURITY_HEADERS
         return response
 
-    def _signed_in(self, request: web.Request) -> bool:
+    def _signed_in(self, request: Request) -> bool:
         if self._token is None:
             return True
-        header = request.headers.get("Authorization", "")
+        header = request.headers.get("authorization", "")
         if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip().encode(), self._token):
             return True
-        cookie = request.cookies.get(SESSION_COOKIE, "")
+        cookie = request.cookie(SESSION_COOKIE) or ""
         return hmac.compare_digest(cookie.encode(), self._session_value().encode())
 
     def _session_value(self) -> str:
@@ -136,32 +145,32 @@ class StatusServer:
     def csrf_value(self) -> str:
         return hmac.new(self._csrf_key, b"retry", hashlib.sha256).hexdigest()
 
-    def _same_origin(self, request: web.Request) -> bool:
-        origin = request.headers.get("Origin")
-        if origin is None or origin == "null":
-            referer = request.headers.get("Referer")
-            return origin is None and (referer is None or urlsplit(referer).netloc == request.host)
-        return urlsplit(origin).netloc == request.host
+    @staticmethod
+    def _same_origin(request: Request) -> bool:
+        """The form came from a page of this server (browsers send Origin with every POST)."""
+        origin = request.headers.get("origin")
+        if origin is None:  # not a browser (curl): CSRF needs a browser
+            referer = request.headers.get("referer")
+            return referer is None or urlsplit(referer).netloc == request.headers.get("host")
+        return urlsplit(origin).netloc == request.headers.get("host")
 
-    async def _login(self, request: web.Request) -> web.StreamResponse:
+    async def _login(self, request: Request) -> Response:
         if self._token is None:
-            raise web.HTTPSeeOther("/")
-        form = await request.post()
-        given = str(form.get("token", "")).encode()
+            return Response.redirect("/")
+        given = request.form().get("token", "").encode()
         if not self._same_origin(request) or not hmac.compare_digest(given, self._token):
-            return self._html(status_page.sign_in(failed=True), status=401)
-        response = web.Response(status=303, headers={"Location": "/"})
-        response.set_cookie(SESSION_COOKIE, self._session_value(), httponly=True, samesite="Strict", path="/")
-        return response
+            return Response(HTTPStatus.UNAUTHORIZED, status_page.sign_in(failed=True), _HTML)
+        cookie = f"{SESSION_COOKIE}={self._session_value()}; HttpOnly; SameSite=Strict; Path=/"
+        return Response.redirect("/", ("Set-Cookie", cookie))
 
     # -- pages -------------------------------------------------------------------------------------
 
-    async def _healthz(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(text="ok\n")
+    async def _healthz(self, request: Request) -> Response:
+        return Response.text(HTTPStatus.OK, "ok\n")
 
-    async def _readyz(self, request: web.Request) -> web.StreamResponse:
+    async def _readyz(self, request: Request) -> Response:
         if status.is_ready(self.bridge):
-            return web.Response(text="ready\n")
+            return Response.text(HTTPStatus.OK, "ready\n")
         reasons = []
         if self.bridge.stream is None or not self.bridge.stream.connected.is_set():
             reasons.append("Mews: not connected")
@@ -169,35 +178,37 @@ class StatusServer:
             if managed.state.value != "loaded":
                 why = f" ({redactor.redact(managed.reason)})" if managed.reason else ""
                 reasons.append(f"{managed.kind} {managed.name}: {managed.state.value}{why}")
-        return web.Response(status=503, text="\n".join(["not ready", *reasons]) + "\n")
+        return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "\n".join(["not ready", *reasons]) + "\n")
 
-    async def _page(self, request: web.Request) -> web.StreamResponse:
+    async def _page(self, request: Request) -> Response:
         note = self._notes.get(request.query.get("note", ""))
         picture = await status.take(self.bridge)
-        return self._html(status_page.render(picture, csrf=self.csrf_value(), note=note))
+        return Response(HTTPStatus.OK, status_page.render(picture, csrf=self.csrf_value(), note=note), _HTML)
 
-    async def _status_json(self, request: web.Request) -> web.StreamResponse:
+    async def _status_json(self, request: Request) -> Response:
         picture = await status.take(self.bridge)
-        return web.json_response(picture.as_dict(), dumps=lambda data: json.dumps(data, default=str))
+        return Response(HTTPStatus.OK, json.dumps(picture.as_dict(), default=str), "application/json")
 
-    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+    async def _metrics(self, request: Request) -> Response:
         body = metrics.exposition(await status.take(self.bridge))
-        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return Response(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8")
 
-    async def _diagnostics(self, request: web.Request) -> web.StreamResponse:
+    async def _diagnostics(self, request: Request) -> Response:
         text = json.dumps(await self.bridge.diagnostics(), indent=2, default=str)
-        return web.Response(
-            text=redactor.redact(text),
-            content_type="application/json",
-            headers={"Content-Disposition": 'attachment; filename="mews-bridge-diagnostics.json"'},
+        return Response(
+            HTTPStatus.OK,
+            redactor.redact(text),
+            "application/json",
+            [("Content-Disposition", 'attachment; filename="mews-bridge-diagnostics.json"')],
         )
 
-    async def _retry_charge(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        csrf = str(form.get("csrf", ""))
-        if not self._same_origin(request) or not hmac.compare_digest(csrf, self.csrf_value()):
-            raise web.HTTPForbidden(text="This form is out of date or did not come from the status page.\n")
-        service, key = str(form.get("service", "")), str(form.get("key", ""))
+    async def _retry_charge(self, request: Request) -> Response:
+        form = request.form()
+        if not self._same_origin(request) or not hmac.compare_digest(form.get("csrf", ""), self.csrf_value()):
+            return Response.text(
+                HTTPStatus.FORBIDDEN, "This form is out of date or did not come from the status page.\n"
+            )
+        service, key = form.get("service", ""), form.get("key", "")
         try:
             outcome = await status.retry_charge(self.bridge, service, key)
         except (LookupError, ValueError) as exc:
@@ -207,8 +218,4 @@ class StatusServer:
         self._notes[note_id] = redactor.redact(outcome)
         while len(self._notes) > _NOTES_KEPT:
             self._notes.popitem(last=False)
-        raise web.HTTPSeeOther(f"/?note={note_id}")
-
-    @staticmethod
-    def _html(text: str, status: int = 200) -> web.Response:
-        return web.Response(text=text, status=status, content_type="text/html", headers=_SECURITY_HEADERS)
+        return Response.redirect(f"/?note={note_id}")
