@@ -122,7 +122,7 @@ async def test_the_status_page_follows_the_printer_and_retries_a_refused_charge(
                     PRINTER,
                     PRINTER,
                     "escpos_printer",
-                    {"connection": printer_simulator.url, "profile": "TM-T20II"},
+                    {"connection": printer_simulator.url, "profile": "TM-T20II", "status_poll_s": 0.2},
                 )
             ],
             services=[service("Telephone exchange", "asterisk_pbx", _pbx_options(hotel, pbx))],
@@ -148,25 +148,26 @@ async def test_the_status_page_follows_the_printer_and_retries_a_refused_charge(
                 await expect(printer.locator('[data-field="state"]')).to_have_text("up")
                 await expect(page.locator("header")).to_contain_text("ready")
 
-                # The roll runs out: the command fails, and the page says so without being asked.
+                # The roll runs out: the page says so before anyone prints, and a printout fails.
                 printer_simulator.status = "paper_out"
-                failed = hotel.add_command(printer_id, example_command_data("Printer"))
-                ended = await wait_for_final_state(hotel, failed)
-                assert (ended["State"], ended["Notes"]) == (
-                    "Error",
-                    f"Paper out on {PRINTER}. Load a new roll and print again.",
-                )
                 await expect(printer.locator('[data-fact="paper"]')).to_have_text(
                     "out", timeout=PAGE_RELOADS_WITHIN_MS
                 )
-                await expect(printer).to_contain_text(f"Paper out on {PRINTER}")
+                failed = hotel.add_command(printer_id, example_command_data("Printer"))
+                ended = await wait_for_final_state(hotel, failed)
+                paper_out = f"Paper out on {PRINTER}. Load a new roll and print again."
+                assert (ended["State"], ended["Notes"]) == ("Error", paper_out)
+                await expect(printer).to_contain_text(paper_out, timeout=PAGE_RELOADS_WITHIN_MS)
 
-                # A new roll: the next receipt prints and the page shows paper again.
+                # A new roll: the page shows paper again, and the next receipt prints.
                 printer_simulator.status = "online"
-                printed = hotel.add_command(printer_id, example_command_data("Printer"))
-                assert (await wait_for_final_state(hotel, printed))["State"] == "Processed"
                 await expect(printer.locator('[data-fact="paper"]')).to_have_text(
                     "ok", timeout=PAGE_RELOADS_WITHIN_MS
+                )
+                printed = hotel.add_command(printer_id, example_command_data("Printer"))
+                assert (await wait_for_final_state(hotel, printed))["State"] == "Processed"
+                await expect(printer.locator('[data-field="last-command"]')).to_contain_text(
+                    "Processed", timeout=PAGE_RELOADS_WITHIN_MS
                 )
 
                 # Mews refuses a call charge: it shows as failed with Mews' reason and a Retry button.

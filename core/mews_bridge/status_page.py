@@ -126,7 +126,7 @@ def _instance(instance: InstanceStatus) -> str:
     if instance.kind == "device":
         busy = ", one running" if instance.busy else ""
         rows.append(f"<dt>Queue</dt><dd>{instance.queued} waiting{busy}</dd>")
-        rows.append(f"<dt>Last command</dt><dd>{_last(instance.last_command)}</dd>")
+        rows.append(f'<dt>Last command</dt><dd data-field="last-command">{_last(instance.last_command)}</dd>')
     for key, value in instance.facts.items():
         rows.append(f'<dt>{_t(key.replace("_", " "))}</dt><dd data-fact="{escape(key)}">{_fact(value)}</dd>')
     kind = f"{instance.kind}, {instance.implementation}"
