@@ -63,6 +63,7 @@ class EscposPrinterDriver(DeviceDriver[Options]):
     _pages = 0
     _unclean = False
     """True while a write may have stopped half-way through an ESC/POS command."""
+    _checks: asyncio.Task[None] | None = None
     _unreachable: str | None = None
     """Why the last status check between jobs could not reach the printer."""
 
@@ -90,7 +91,7 @@ class EscposPrinterDriver(DeviceDriver[Options]):
             self.ctx.logger.warning("%s is reachable but reports %s", self.ctx.name, found.summary)
         self._one_at_a_time = asyncio.Lock()  # a job or a status check, never both on the link
         if self.options.status_poll_s and self.options.check_status and self.options.link.can_read:
-            self.ctx.create_task(self._check_between_jobs(), "status checks between jobs")
+            self._checks = self.ctx.create_task(self._check_between_jobs(), "status checks between jobs")
         self.ctx.logger.info(
             "%s ready: %s, %d dots, %s images, cut %s",
             self.ctx.name,
@@ -114,6 +115,11 @@ class EscposPrinterDriver(DeviceDriver[Options]):
             raise
         self._jobs += 1
         return notes
+
+    async def unload(self) -> None:
+        if self._checks is not None:
+            self._checks.cancel()
+            await asyncio.gather(self._checks, return_exceptions=True)
 
     async def _check_between_jobs(self) -> None:
         while True:
