@@ -1,7 +1,7 @@
 """The status page in a real browser (Debian's chromium, driven by Playwright), against a bridge running
 the printer and PBX plugins on their simulators: a printer runs out of paper and is refilled, a charge
 Mews refused is retried from the page, and /metrics moves with it. A phone-sized screenshot of the
-page is written to ``test-artifacts/`` (or ``$MEWS_BRIDGE_ARTIFACTS``).
+page (and one with the failed charge) is written to ``test-artifacts/`` (or ``$MEWS_BRIDGE_ARTIFACTS``).
 
 Chromium is Debian's (``.ci/run`` installs it): Playwright never downloads a browser. Without one the
 test is skipped, unless ``MEWS_BRIDGE_REQUIRE_BROWSER=1`` (set by ``.ci/run``) makes that a failure.
@@ -177,6 +177,7 @@ async def test_the_status_page_follows_the_printer_and_retries_a_refused_charge(
                 await expect(charge).to_contain_text("failed", timeout=PAGE_RELOADS_WITHIN_MS)
                 await expect(charge).to_contain_text("Invalid ServiceId.")
                 assert hotel.orders == []
+                await page.screenshot(path=artifacts / "status-page-failed-charge.png", full_page=True)
                 await charge.get_by_role("button", name="Retry").click()
                 await expect(page.get_by_role("status")).to_contain_text("will be posted again")
                 await wait_for(lambda: len(hotel.orders) == 1, what="the order after the retry")

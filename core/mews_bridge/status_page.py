@@ -33,7 +33,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9em}
 td,th{text-align:left;padding:.25em .4em;border-bottom:1px solid #e3e6ea;vertical-align:top}
 .device{border-left:4px solid #0a7a32}.device.down{border-color:#b42318}.device.starting{border-color:#9a6700}
-.note{background:#fff7d6;border:1px solid #e6c200}button{font:inherit;padding:.2em .8em}
+.notes{font-size:.9em;color:#5b6472}.note{background:#fff7d6;border:1px solid #e6c200}button{font:inherit;padding:.2em .8em}
 footer{color:#5b6472;font-size:.8em;padding:0 1em 1em}
 """
 
@@ -192,12 +192,18 @@ def _commands(commands: list[LastCommand]) -> str:
     rows = []
     for command in commands:
         tone = {"Error": "bad", "Processed": "ok"}.get(command.state, "warn")
-        duration = f"{command.duration_s:.1f} s" if command.duration_s is not None else "-"
+        notes = f'<div class="notes">{_t(command.notes)}</div>' if command.notes else ""
         rows.append(
             f"<tr><td>{_when(command.received_at)}</td><td>{_t(command.device)}</td>"
-            f'<td class="{tone}">{_t(command.state)}</td><td>{duration}</td><td>{_t(command.notes)}</td></tr>'
+            f'<td><span class="{tone}">{_t(command.state)}</span>{notes}</td><td>{_took(command.duration_s)}</td></tr>'
         )
     return (
         f'<section><h2>Last {len(commands)} commands</h2><div class="table"><table><tr><th>Received</th>'
-        f"<th>Device</th><th>State</th><th>Took</th><th>Notes</th></tr>{''.join(rows)}</table></div></section>"
+        f"<th>Device</th><th>Outcome</th><th>Took</th></tr>{''.join(rows)}</table></div></section>"
     )
+
+
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

@@ -72,7 +72,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._ledger: ChargeLedger | None = None
         self._zone = ZoneInfo("UTC")
         self._tax_code: str | None = None
-        self._last_cdr: str | None = None
+        self._last_cdr: tuple[str, str | None] | None = None
+        """When the last call record's call started, and from which extension."""
 
     @property
     def _log(self) -> logging.Logger:
@@ -188,7 +189,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         return {
             "pbx_link": "up" if ami is not None and ami.connected else "down",
             "pbx_last_error": ami.last_error if ami is not None else None,
-            "last_call_record": self._last_cdr,
+            "last_call_record_at": self._last_cdr[0] if self._last_cdr else None,
+            "last_call_record_from": self._last_cdr[1] if self._last_cdr else None,
             "rooms_in_house": f"{len(self._occupancy.in_house())} of {len(self._occupancy.room_names)}",
         }
 
@@ -336,7 +338,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         except CdrError as exc:
             self._log.warning("Ignoring a Cdr event that cannot be read: %s", exc)
             return
-        self._last_cdr = f"{record.start.isoformat(timespec='seconds')}, extension {record.extension or '-'}"
+        self._last_cdr = (record.start.isoformat(timespec="seconds"), record.extension)
         reason = not_billable_reason(record, self._rooms.is_room, self.options.outbound_contexts)
         if reason is not None:
             self._log.debug("Not charging CDR %s: %s", record.unique_id, reason)
