@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS commands (
     acknowledged_at TEXT
 );
 CREATE INDEX IF NOT EXISTS commands_phase ON commands (phase);
+-- The status page's last commands, overall and per device, without reading the whole table.
+CREATE INDEX IF NOT EXISTS commands_device_received ON commands (device_name, received_at);
+CREATE INDEX IF NOT EXISTS commands_received ON commands (received_at);
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -171,8 +174,8 @@ class Journal:
         rows = (
             await self._run(
                 self._exec,
-                "SELECT * FROM commands WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() OVER "
-                "(PARTITION BY device_name ORDER BY received_at DESC) AS n FROM commands) WHERE n = 1)",
+                "SELECT c.* FROM commands c JOIN (SELECT device_name, max(received_at) AS last FROM commands "
+                "GROUP BY device_name) l ON c.device_name = l.device_name AND c.received_at = l.last",
             )
         ).fetchall()
         return [CommandRecord(**dict(row)) for row in rows]
