@@ -143,9 +143,12 @@ def stream_down() -> None:
     WEBSOCKET_RECONNECTS.inc()
 
 
-def command_started(device: str, queued_at: float) -> None:
-    """A driver starts a command that entered the bridge at ``queued_at`` (``time.monotonic()``)."""
-    DISPATCH_DELAY.labels(device).observe(max(0.0, time.monotonic() - queued_at))
+def command_started(device: str, queued_at: float) -> float:
+    """A driver starts a command that entered the bridge at ``queued_at`` (``time.monotonic()``);
+    returns now, for :func:`command_finished`."""
+    now = time.monotonic()
+    DISPATCH_DELAY.labels(device).observe(max(0.0, now - queued_at))
+    return now
 
 
 def command_finished(device: str, state: str, started_at: float | None = None) -> None:

@@ -396,8 +396,7 @@ class CommandPipeline(LocalDevices):
             return
         # A journal failure here propagates: nothing may run without a record that it started.
         await self.journal.mark_running(command.id, slot.name)
-        metrics.command_started(slot.name, item.queued_at)
-        started = time.monotonic()
+        started = metrics.command_started(slot.name, item.queued_at)
         state, notes = await self._drive(slot, item, driver, data)
         metrics.command_finished(slot.name, state, started)
         if state == "Cancelled":
