@@ -227,3 +227,26 @@ async def test_the_retry_form_is_refused_from_another_site(
         assert sent.status_code == 303
         page = await http.get(sent.headers["Location"])
     assert "No service called &#x27;Telephone exchange&#x27; posts charges here." in page.text
+
+
+async def test_a_429_storm_and_a_dropped_stream_show_in_metrics_and_status(
+    mews_simulator, tmp_path, log_file, printer, scripted
+):
+    settings = _settings(mews_simulator, tmp_path, log_file, printer)
+    async with running_bridge(settings, {"scripted": scripted}) as bridge, _client(bridge) as http:
+        before = _samples((await http.get("/metrics")).text)
+        mews_simulator.faults.rate_limit_storm(0.3)
+        command_id = mews_simulator.add_command(printer, scripted.printer_data())
+        assert (await wait_for_final_state(mews_simulator, command_id))["State"] == "Processed"
+        await mews_simulator.faults.drop_websockets()
+        await wait_for(lambda: bridge.stream.connects >= 2, what="a reconnect")
+        await wait_for(bridge.stream.connected.is_set, what="the stream back")
+        after = _samples((await http.get("/metrics")).text)
+        picture = (await http.get("/status.json")).json()
+    throttled = ("mews_bridge_mews_throttled_total", ())
+    assert after[throttled] > before.get(throttled, 0)
+    reconnects = ("mews_bridge_websocket_reconnects_total", ())
+    assert after[reconnects] >= before.get(reconnects, 0) + 1
+    assert picture["mews"]["throttled_today"] >= 1
+    assert picture["mews"]["connected"] is True and picture["mews"]["connected_since"]
+    assert picture["mews"]["last_error"] == "the event stream was lost"
