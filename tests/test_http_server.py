@@ -251,3 +251,9 @@ async def test_a_429_storm_and_a_dropped_stream_show_in_metrics_and_status(
     assert picture["mews"]["throttled_today"] >= 1
     assert picture["mews"]["connected"] is True and picture["mews"]["connected_since"]
     assert picture["mews"]["last_error"] == "the event stream was lost"
+
+
+async def test_status_command_says_when_the_server_is_off(mews_simulator, tmp_path):
+    settings = bridge_settings(mews_simulator, tmp_path / "state", bridge={"http": ""})
+    result = await run_cli("--config", write_settings_file(settings, tmp_path / "config.toml"), "status")
+    assert result.code == 1 and 'HTTP server is off (bridge.http = "")' in result.err
