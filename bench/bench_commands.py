@@ -186,6 +186,7 @@ client_token = "{sim.client_token}"
 access_token = "{sim.access_token}"
 [bridge]
 state_dir = "{state_dir / "state"}"
+http = "127.0.0.1:0"  # the status server on, on a free port
 {devices}""",
         )
         t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
+from .http_server import StatusServer
 from .inputs import is_guid
 from .journal import Journal
 from .lifecycle import ManagedInstance
@@ -139,6 +140,8 @@ class Bridge:
         self.stream: EventStream | None = None
         self.watchdog = LoopWatchdog(host)
         self.supervisor = Supervisor()
+        self.started_at = datetime.now(UTC)
+        self.http: StatusServer | None = None
         redactor.add_from(settings)
 
     @property
@@ -174,6 +177,9 @@ class Bridge:
         self.supervisor.start("recovery", self._recover)
         self.supervisor.start("mews stream", self._stream)
         self.supervisor.start("sweep", self._sweep)
+        if self.settings.bridge.http:
+            self.http = StatusServer(self)
+            await self.http.start()
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
         assert self.mews is not None and self.journal is not None and self.pipeline is not None
@@ -280,6 +286,8 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop intake, let running commands finish briefly, unload everything, close the journal."""
+        if self.http is not None:
+            await self.http.stop()
         await self.supervisor.stop(["loop watchdog", "recovery", "mews stream", "sweep"])
         if self.pipeline is not None:
             await self.pipeline.stop(self.settings.bridge.shutdown_grace_s)

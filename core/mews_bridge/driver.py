@@ -164,6 +164,11 @@ class Instance(ABC, Generic[OptionsT]):
         """State worth showing to an installer; secrets are redacted by the host."""
         return {}
 
+    async def status(self) -> dict[str, Any]:
+        """A few facts for the status page and ``mews-bridge status`` (``{"paper": "out"}``), read
+        often: answer from what is already known, without talking to the device."""
+        return {}
+
 
 class DeviceDriver(Instance[OptionsT]):
     """Carries out Mews device commands for one configured device.

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS commands (
     acknowledged_at TEXT
 );
 CREATE INDEX IF NOT EXISTS commands_phase ON commands (phase);
+-- The status page's last commands, overall and per device, without reading the whole table.
+CREATE INDEX IF NOT EXISTS commands_device_received ON commands (device_name, received_at);
+CREATE INDEX IF NOT EXISTS commands_received ON commands (received_at);
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -170,6 +173,31 @@ class Journal:
             (_now(), final_state, _now(), command_id),
         )
 
+    async def recent(self, limit: int) -> list[CommandRecord]:
+        """The newest ``limit`` commands, newest first."""
+        rows = (
+            await self._run(self._exec, "SELECT * FROM commands ORDER BY received_at DESC LIMIT ?", (limit,))
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def latest_per_device(self) -> list[CommandRecord]:
+        """Each device's newest command."""
+        rows = (
+            await self._run(
+                self._exec,
+                "SELECT c.* FROM commands c JOIN (SELECT device_name, max(received_at) AS last FROM commands "
+                "GROUP BY device_name) l ON c.device_name = l.device_name AND c.received_at = l.last",
+            )
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Forget acknowledged commands older than ``older_than`` so the file stays small."""
+        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")
+        cursor = await self._run(
+            self._exec, "DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (cutoff,)
+        )
+        return cursor.rowcount
     async def prune(self, data_older_than: timedelta, ids_older_than: timedelta) -> int:
         """Purge acknowledged commands' data (device, Notes) after ``data_older_than``, keeping the id
         and the outcome that exactly-once needs; forget them wholly after ``ids_older_than``, long after

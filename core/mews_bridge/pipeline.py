@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import metrics
 from .driver import CommandJob, DeviceDriver, LocalDevices
 from .exceptions import CommandError, CommandFailed, CommandRejected
 from .inputs import describe_validation_error
@@ -56,6 +57,7 @@ class _MewsWork:
     command: DeviceCommand
     interrupted: bool = False
     cancelled: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -451,6 +453,7 @@ class CommandPipeline(LocalDevices):
             data = self._validate(slot, command.data)
             driver = await self._ready_driver(slot)
         except CommandError as exc:
+            metrics.command_finished(slot.name, "Error")
             await self._finish(command.id, "Error", exc.notes)
             return
         if item.cancelled:  # while the device was still setting up
@@ -458,7 +461,9 @@ class CommandPipeline(LocalDevices):
             return
         # A journal failure here propagates: nothing may run without a record that it started.
         await self.journal.mark_running(command.id, slot.name)
+        started = metrics.command_started(slot.name, item.queued_at)
         state, notes = await self._drive(slot, item, driver, data)
+        metrics.command_finished(slot.name, state, started)
         if state == "Cancelled":
             await self.journal.mark_finished(command.id, state, None)
             await self.journal.mark_acknowledged(command.id)

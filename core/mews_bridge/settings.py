@@ -8,10 +8,19 @@ when the host builds the instance (:mod:`mews_bridge.plugins`), so errors can na
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -76,6 +85,49 @@ class BridgeSettings(Strict):
         description="Finished commands' data (device, Notes) are purged from the journal after this; "
         "ids and outcomes are kept a year, so a command is never run twice",
     )
+    http: str = Field(
+        "127.0.0.1:8765",
+        description='Status page, /metrics, /healthz and /readyz at "host:port"; "" turns them off',
+    )
+    http_token: SecretStr | None = Field(
+        None, description="Asked of every request but /healthz; required when http is not on loopback"
+    )
+
+    @field_validator("http")
+    @classmethod
+    def _http_address(cls, value: str) -> str:
+        if value.strip():
+            listen_address(value)  # raises ValueError naming what is wrong
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> BridgeSettings:
+        if self.http and not is_loopback(listen_address(self.http)[0]) and not self.http_token:
+            raise ValueError(
+                f"http = {self.http!r} is reachable from other machines: set bridge.http_token too "
+                '(or listen on "127.0.0.1:PORT")'
+            )
+        if self.http_token is not None and len(self.http_token.get_secret_value()) < 16:
+            raise ValueError("http_token must be at least 16 characters long")
+        return self
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8765"``, ``"[::1]:8765"`` or ``"0.0.0.0:8765"`` as (host, port)."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'{value!r} is not "host:port" (e.g. "127.0.0.1:8765")')
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class PluginSettings(Strict):

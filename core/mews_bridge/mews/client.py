@@ -31,6 +31,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from .. import metrics
 from ..settings import MewsSettings
 from .enterprise import Enterprise
 from .errors import MewsAuthError, MewsError, MewsOutcomeUnknown, MewsRequestError, MewsUnavailable
@@ -191,12 +192,15 @@ class MewsClient:
             response = await self._http.post(operation, json=body)
         except httpx.TransportError as exc:
             fault = f"network fault ({type(exc).__name__})"
+            metrics.mews_answered(operation, "network", fault)
             if isinstance(exc, _NOT_SENT_FAULTS):
                 log.warning("Mews %s: %s before the request left; retrying", operation, fault)
                 raise _Retryable(operation, fault) from None
             log.warning("Mews %s: %s; the request may have reached Mews", operation, fault)
             raise unknown(operation, fault + "; the request may have reached Mews") from None
         request_id = response.headers.get("Request-Id")
+        if response.is_success:
+            metrics.mews_answered(operation, response.status_code)
         if response.status_code == 204:
             self.limiter.answered()
             return {}
@@ -210,6 +214,7 @@ class MewsClient:
                 ) from None
         message = _error_message(response)
         status = response.status_code
+        metrics.mews_answered(operation, status, message)
         log.warning("Mews %s failed: HTTP %s %s (Request-Id %s)", operation, status, message, request_id)
         if status == 429:
             # Mews refuses a limited request before doing anything, so it is always safe to repeat.

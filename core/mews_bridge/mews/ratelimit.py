@@ -40,6 +40,11 @@ class SlidingWindowLimiter:
                     return
                 await asyncio.sleep(wait)
 
+    def in_window(self) -> int:
+        """Requests sent in the current window."""
+        cutoff = time.monotonic() - self.window_s
+        return sum(1 for sent in self._sent if sent > cutoff)
+
     def hold(self, seconds: float) -> None:
         """Send nothing for ``seconds``."""
         self._hold_until = max(self._hold_until, time.monotonic() + seconds)

@@ -439,3 +439,28 @@ async def test_a_task_mews_fails_to_take_is_never_added_twice(pbx, hotel, settin
     assert failed["task"] == recorded
     assert len(hotel.calls_to("tasks/add")) == 1
     assert not list(hotel.tasks)  # an injected failure applies nothing
+async def test_only_a_failed_charge_can_be_retried_and_it_is_posted_once(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        service = bridge.instances[0].instance
+        hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid ServiceId.")
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        facts = await service.status()
+        assert (facts["pbx_link"], facts["last_call_record_from"]) == ("up", "101")
+        book = await service.charge_book()
+        assert [(line.key, line.state, line.retryable) for line in book.lines] == [
+            (failed["key"], "failed", True)
+        ]
+
+        assert "posted again" in await service.retry_charge(failed["key"])
+        await wait_for_charge(bridge, call, "posted")
+        with pytest.raises(ValueError, match="only a failed one"):
+            await service.retry_charge(failed["key"])
+        with pytest.raises(LookupError):
+            await service.retry_charge("cdr-unknown")
+        book = await service.charge_book()
+    assert len(hotel.orders) == 1
+    assert book.lines == [] and book.counts["posted"] == 1
+    assert book.since_start == {"failed": 1, "posted": 1}

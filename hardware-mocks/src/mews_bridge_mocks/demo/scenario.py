@@ -136,6 +136,8 @@ class Demo:
             for managed in self.bridge.instances:
                 await managed.wait_loaded()
             self.say(f"Bridge connected: {len(self.bridge.instances)} devices and services ready")
+            if self.bridge.http is not None and self.bridge.http.url:
+                self.say(f"Its status page: {self.bridge.http.url}/ (metrics at /metrics)")
             await self.registration_card(office_id)
             await self.keys(encoder_id)
             await self.outage(encoder_id)

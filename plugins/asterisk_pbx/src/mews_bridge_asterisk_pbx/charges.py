@@ -117,6 +117,11 @@ class Charge:
         return replace(self, state=state, updated=_now(), **changes)
 
 
+def retryable(charge: Charge) -> bool:
+    """A failed charge that was priced and has a guest: Mews refused it, and it may be sent again."""
+    return charge.state == "failed" and bool(charge.call_class) and charge.account_id is not None
+
+
 def _valid_at(rate: TaxRate, moment: datetime) -> bool:
     if not rate.validity_intervals_utc:
         return True
@@ -307,6 +312,31 @@ class ChargeLedger:
 
     def diagnostics(self) -> dict[str, Any]:
         return {"pending": self.pending, "since_start": dict(self.outcomes), "last_error": self.last_error}
+
+    async def all(self) -> list[Charge]:
+        """Every charge still kept, newest call first."""
+        values = (await self._store.items(PREFIX)).values()
+        return sorted((Charge.from_store(v) for v in values), key=lambda c: c.start, reverse=True)
+
+    async def retry(self, key: str) -> Charge:
+        """Send a failed charge again (staff fixed what Mews refused). Like any charge sent before, it is
+        looked up in Mews first, so it can never be posted twice."""
+        value = await self._store.get(PREFIX + key)
+        if value is None:
+            raise LookupError(f"No call charge {key} is kept.")
+        charge = Charge.from_store(value)
+        if charge.state != "failed":
+            raise ValueError(
+                f"The charge for {charge.item} is {charge.state}; only a failed one can be retried."
+            )
+        if not retryable(charge):
+            raise ValueError(f"The call for {charge.item} could not be priced: correct the tariff first.")
+        charge = await queue_again(self._store, key)
+        self._failures.pop(key, None)
+        await self._queue_retried()
+        self._wake.set()
+        self._log.info("Retrying the failed charge %s for %s, as staff asked", key, charge.item)
+        return charge
 
     # The posting task
 

@@ -25,16 +25,19 @@ from mews_bridge.mews.enterprise import Enterprise
 from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
 from mews_bridge.mews.models import Customer, Reservation, Resource
 from mews_bridge.mews.models import Service as MewsService
+from mews_bridge.status import ChargeBook, ChargeLine
 
 from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
-from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates
+from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
 from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
 from .tariff import TariffError
+
+_CHARGES_SHOWN = 50
 
 
 def service_refusal(service: MewsService | None) -> str | None:
@@ -88,6 +91,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._limits = ChargeLimits(
             options.max_call_seconds, options.max_call_charge, options.loaded_tariff.currency, None
         )
+        self._last_cdr: tuple[str, str | None] | None = None
+        """When the last call record's call started, and from which extension."""
 
     @property
     def _log(self) -> logging.Logger:
@@ -213,6 +218,51 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "charges": self._ledger.diagnostics() if self._ledger else None,
         }
 
+    async def status(self) -> dict[str, Any]:
+        ami = self._ami
+        return {
+            "pbx_link": "up" if ami is not None and ami.connected else "down",
+            "pbx_last_error": ami.last_error if ami is not None else None,
+            "last_call_record_at": self._last_cdr[0] if self._last_cdr else None,
+            "last_call_record_from": self._last_cdr[1] if self._last_cdr else None,
+            "rooms_in_house": f"{len(self._occupancy.in_house())} of {len(self._occupancy.room_names)}",
+        }
+
+    async def charge_book(self) -> ChargeBook:
+        """Counts (posted: today, in the PBX's time zone) and every charge not posted, newest first."""
+        assert self._ledger is not None
+        charges = await self._ledger.all()
+        today = datetime.now(self._zone).date()
+        counts = dict.fromkeys(("pending", "posted", "refused", "unassigned", "failed"), 0)
+        for charge in charges:
+            if (
+                charge.state != "posted"
+                or datetime.fromisoformat(charge.updated).astimezone(self._zone).date() == today
+            ):
+                counts[charge.state] += 1
+        lines = [
+            ChargeLine(
+                key=c.key,
+                state=c.state,
+                at=c.start,
+                room=c.room,
+                item=c.item,
+                amount=c.amount,
+                currency=c.currency,
+                detail=c.error or (f"{c.attempts} tries so far" if c.state == "pending" else None),
+                updated=c.updated,
+                retryable=retryable(c),
+            )
+            for c in charges
+            if c.state != "posted"
+        ][:_CHARGES_SHOWN]
+        return ChargeBook(self.ctx.name, counts, lines, dict(self._ledger.outcomes))
+
+    async def retry_charge(self, key: str) -> str:
+        assert self._ledger is not None
+        charge = await self._ledger.retry(key)
+        return f"The charge for {charge.item} (room {charge.room}) will be posted again now."
+
     # Mews → occupancy → PBX
 
     def _set_resources(self, resources: list[Resource]) -> None:
@@ -321,6 +371,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         except CdrError as exc:
             self._log.warning("Ignoring a Cdr event that cannot be read: %s", exc)
             return
+        self._last_cdr = (record.start.isoformat(timespec="seconds"), record.extension)
         reason = not_billable_reason(record, self._rooms.is_room, self.options.outbound_contexts)
         if reason is not None:
             self._log.debug("Not charging CDR %s: %s", record.unique_id, reason)
