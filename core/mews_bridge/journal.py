@@ -186,18 +186,11 @@ class Journal:
             await self._run(
                 self._exec,
                 "SELECT c.* FROM commands c JOIN (SELECT device_name, max(received_at) AS last FROM commands "
-                "GROUP BY device_name) l ON c.device_name = l.device_name AND c.received_at = l.last",
+                "WHERE device_name != '' GROUP BY device_name) l ON c.device_name = l.device_name AND c.received_at = l.last",
             )
         ).fetchall()
         return [CommandRecord(**dict(row)) for row in rows]
 
-    async def prune(self, older_than: timedelta) -> int:
-        """Forget acknowledged commands older than ``older_than`` so the file stays small."""
-        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")
-        cursor = await self._run(
-            self._exec, "DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (cutoff,)
-        )
-        return cursor.rowcount
     async def prune(self, data_older_than: timedelta, ids_older_than: timedelta) -> int:
         """Purge acknowledged commands' data (device, Notes) after ``data_older_than``, keeping the id
         and the outcome that exactly-once needs; forget them wholly after ``ids_older_than``, long after
