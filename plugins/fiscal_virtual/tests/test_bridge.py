@@ -11,8 +11,7 @@ import re
 import zipfile
 
 import pytest
-import qrcode
-from PIL import ImageOps
+import zxingcpp
 
 from mews_bridge.bridge import instance_state_dir
 from mews_bridge.testing import (
@@ -142,6 +141,12 @@ def fiscal_journal(state_dir):
         register.close()
 
 
+async def start_receipt_printed(bridge, printer_simulator):
+    """Wait until the start receipt is out and the printer's job has ended."""
+    await printer_simulator.wait_for_receipts(1)
+    await wait_for(lambda: not slot_status(bridge, PRINTER)["busy"], what="the start receipt's job to end")
+
+
 def sales(register):
     return sum(entry.kind == "SALE" for entry in register.store.entries())
 
@@ -149,32 +154,17 @@ def sales(register):
 # -- the printed QR code --------------------------------------------------------------------------
 
 
-def qr_modules(text):
-    """The modules of the QR code of ``text`` (dark = True) at level M, as receipts carry it, without
-    the quiet zone."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    code.add_data(text)
-    code.make(fit=True)
-    return code.get_matrix()
+def words(receipt):
+    """The printed text lines of a receipt, without the spaces that align them."""
+    return [line.strip() for line in receipt.text.splitlines()]
 
 
-def printed_qr(receipt, size):
-    """The modules of the ``size`` x ``size`` QR code at the foot of a printed receipt (dark = True).
-
-    The symbol is the last thing printed, and its bottom-left finder pattern (7 modules of ink) gives
-    its left and bottom edges and the size of a module.
-    """
-    page = receipt.image()
-    bottom = ImageOps.invert(page.convert("L")).getbbox()[3] - 1
-    row = [page.getpixel((x, bottom)) == 0 for x in range(page.width)]
-    left = row.index(True)
-    module = (row.index(False, left) - left) / 7
-    top = bottom + 1 - size * module
-
-    def dark(column, line):
-        return page.getpixel((int(left + (column + 0.5) * module), int(top + (line + 0.5) * module))) == 0
-
-    return [[dark(column, line) for column in range(size)] for line in range(size)]
+def read_qr(receipt):
+    """The content of the one QR code on a printed receipt, read from the simulator's image by a QR
+    decoder (zxing-cpp), as a phone app or the BMF Belegcheck would read it."""
+    (found,) = zxingcpp.read_barcodes(receipt.image().convert("L"))
+    assert found.format == zxingcpp.BarcodeFormat.QRCode
+    return found.text
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -213,10 +203,26 @@ async def test_a_closed_bill_becomes_a_signed_receipt_acknowledged_in_mews_and_p
     # The code in Mews is the hash of the signed receipt data, and that data is the QR code on paper.
     signed = qr_string(entry.profile_code)
     assert short_code(entry.profile_code) == code
-    [receipt] = printer_simulator.receipts
-    expected = qr_modules(signed)
-    assert printed_qr(receipt, len(expected)) == expected
+    start, receipt = printer_simulator.receipts  # the start receipt was printed at first start
+    assert "START RECEIPT" in words(start)
+    assert read_qr(receipt) == signed
     assert receipt.cut == "full"
+    assert receipt.text.splitlines()[:14] == [
+        "",
+        "Hotel Simulator".center(48).rstrip(),
+        "Simulatorgasse 1".center(48).rstrip(),
+        "1010 Wien".center(48).rstrip(),
+        "AT".center(48).rstrip(),
+        "VAT ID ATU00000000".center(48).rstrip(),
+        "=" * 48,
+        "RECEIPT".center(48).rstrip(),
+        "-" * 48,
+        f"Register AT-REG1{'No. ' + number:>32}",
+        f"Bill {sim.bill(bill_id)['Number']:<10}{entry.payload['ts_local'].replace('T', ' '):>33}",
+        "-" * 48,
+        f"Breakfast{'€ 5,50 B':>39}",
+        f"Wine{'€ 12,00 A':>44}",
+    ]
 
 
 async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes_a_second_receipt(
@@ -236,32 +242,41 @@ async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes
     assert (done["State"], again["State"]) == ("Processed", "Processed")
     assert NOTES.fullmatch(done["Notes"])
     assert again["Notes"] == done["Notes"] + " · fiscalised earlier"
-    assert len(printer_simulator.receipts) == 1
+    assert len(printer_simulator.receipts) == 2  # the start receipt and this one
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1
 
 
-async def test_a_command_cut_off_after_its_receipt_was_signed_gets_that_receipt_at_the_next_start(
+async def test_a_restart_between_signing_and_printing_prints_the_receipt_once_marked_copy(
     mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill
 ):
     sim = mews_simulator
     bill_id = paid_bill()
     async with running_bridge(settings(shutdown_grace_s=0), entry_points=True) as bridge:
-        await instance(bridge, PRINTER).wait_loaded()
+        await start_receipt_printed(bridge, printer_simulator)
         printer_simulator.silent = True  # the receipt is signed, then printing hangs
         command_id = sim.add_fiscal_command(fiscal_id, bill_id)
         await wait_for(lambda: slot_status(bridge, PRINTER)["busy"], what="the receipt to be printing")
     # The bridge stopped in the middle of the command: Mews has no result yet.
     assert sim.command(command_id)["State"] in ("Pending", "Processing")
     with fiscal_journal(state_dir) as register:
-        signed = register.entry_for_command(command_id).receipt_number
+        signed = register.entry_for_command(command_id)
+        assert register.store.print_job(signed.seq).state == "printing"
 
     printer_simulator.silent = False
     async with running_bridge(settings(), entry_points=True):
         final = await wait_for_final_state(sim, command_id)
+        await printer_simulator.wait_for_receipts(2)
+        with fiscal_journal(state_dir) as register:
+            await wait_for(lambda: not register.store.prints_in_doubt(), what="the print queue to empty")
 
     assert final["State"] == "Processed"
-    assert NOTES.fullmatch(final["Notes"]).group(1) == signed
+    assert NOTES.fullmatch(final["Notes"]).group(1) == signed.receipt_number
+    _, receipt = printer_simulator.receipts  # the start receipt, and exactly one print of this one
+    assert f"No. {signed.receipt_number}" in receipt.text
+    # The first attempt may have reached paper: this one says it is a copy, at its head and foot.
+    assert words(receipt).count("*** COPY ***") == 2
+    assert read_qr(receipt) == qr_string(signed.profile_code)
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1
 
@@ -294,7 +309,7 @@ async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_lea
 
     assert (refused["State"], refused["Notes"]) == ("Error", notes)
     assert after["State"] == "Processed"  # the bridge and the fiscal machine carry on
-    assert len(printer_simulator.receipts) == 1
+    assert len(printer_simulator.receipts) == 2  # the start receipt and the good bill's
     with fiscal_journal(state_dir) as register:
         assert register.entry_for_command(refused["Id"]) is None
         assert register.receipt_for_bill(bill_id) is None
@@ -334,7 +349,7 @@ async def test_a_bridge_running_one_device_at_a_time_still_prints_each_receipt(
 
     assert final["State"] == "Processed"
     assert NOTES.fullmatch(final["Notes"])
-    assert len(printer_simulator.receipts) == 1
+    assert len(printer_simulator.receipts) == 2
 
 
 async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_the_receipt_and_the_printer(
@@ -345,7 +360,7 @@ async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_th
     card = base64.b64encode(registration_card_pdf(pages=1)).decode()
     bill_id = paid_bill()
     async with running_bridge(settings(), entry_points=True) as bridge:
-        await instance(bridge, PRINTER).wait_loaded()
+        await start_receipt_printed(bridge, printer_simulator)
         printer_simulator.silent = True  # a registration card is printing, slowly
         printing = sim.add_printer_command(printer_id, card)
         await wait_for(lambda: slot_status(bridge, PRINTER)["busy"], what="the card to be printing")
@@ -360,7 +375,13 @@ async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_th
 
     assert sim.command(command_id)["State"] == "Cancelled"
     assert (printed["State"], next_card["State"]) == ("Processed", "Processed")  # the printer works on
-    assert len(printer_simulator.receipts) == 2  # no receipt nobody waits for any more, printed late
+    # The receipt exists although Mews cancelled its command: it is printed all the same.
+    start, *others = printer_simulator.receipts
+    assert "START RECEIPT" in words(start)
+    cards = [receipt for receipt in others if not receipt.text]  # the cards are PDF images
+    (receipt,) = [receipt for receipt in others if receipt.text]
+    assert len(cards) == 2
+    assert "RECEIPT" in words(receipt) and "*** COPY ***" not in words(receipt)
     assert again["Notes"].endswith(" · fiscalised earlier")  # the signed receipt was kept
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1

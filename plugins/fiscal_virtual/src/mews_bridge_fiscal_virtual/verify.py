@@ -42,6 +42,7 @@ from .journal import (
     CLOSING_KINDS,
     GENESIS_HASH,
     RECEIPT_KINDS,
+    REPRINT,
     TURNOVER_KINDS,
     compute_entry_hash,
     raw_digest,
@@ -52,8 +53,8 @@ from .profiles import Profile, ReceiptData, make_profile
 from .profiles.rksv import aes_key_check_value
 from .register import RegisterConfig, parse_ts, receipt_number
 
-KINDS = RECEIPT_KINDS | CLOSING_KINDS
-_ZERO_KINDS = frozenset({"START", "NULL", "MONTH", "YEAR", "Z"})
+KINDS = RECEIPT_KINDS | CLOSING_KINDS | {REPRINT}
+_ZERO_KINDS = frozenset({"START", "NULL", "MONTH", "YEAR", "Z", REPRINT})
 _FLAGS = frozenset({"clock_behind"})
 
 
@@ -114,6 +115,7 @@ class _Verifier:
         self.closing_periods: dict[str, str] = {}
         self.closing_lines: list[str] = []
         self.codes: list[tuple[str, str]] = []
+        self.numbers: set[str] = set()
 
     def _json(self, name: str) -> Any:
         try:
@@ -185,6 +187,7 @@ class _Verifier:
         self._check_fields(p)
         self._check_time(p)
         self._check_counters(p)
+        self._check_lines(p)
         self._check_closing(p)
         self._check_code(p)
         self.seq, self.prev_hash = p["seq"], record["entry_hash"]
@@ -257,6 +260,10 @@ class _Verifier:
                 raise _Broken(f"in bucket {bucket} net + tax is not gross")
         if p["kind"] in _ZERO_KINDS and (p["totals"] or p["payments"]):
             raise _Broken(f"a {p['kind']} entry with amounts")
+        if (p["kind"] == REPRINT) != (p.get("reprint") is not None):
+            raise _Broken("reprint data on an entry that is not a reprint, or a reprint without it")
+        if p["kind"] == REPRINT and p["reprint"]["receipt_number"] not in self.numbers:
+            raise _Broken(f"it reprints {p['reprint']['receipt_number']}, which is not an earlier receipt")
         command = p["source_command_id"]
         if command is not None:
             if command in self.commands:
@@ -267,6 +274,17 @@ class _Verifier:
             if bill["id"] in self.bills:
                 raise _Broken(f"a second record for Mews bill {bill['id']}")
             self.bills.add(bill["id"])
+
+    @staticmethod
+    def _check_lines(p: dict[str, Any]) -> None:
+        """The printed item lines, where recorded, add up to the receipt's buckets."""
+        if p.get("lines") is None:
+            return
+        sums: dict[str, int] = {}
+        for line in p["lines"]:
+            sums[line["bucket"]] = sums.get(line["bucket"], 0) + line["amount"]
+        if {k: v for k, v in sums.items() if v} != {b: t["gross"] for b, t in p["totals"].items()}:
+            raise _Broken("its item lines do not add up to its totals")
 
     def _check_time(self, p: dict[str, Any]) -> None:
         assert self.tz is not None and self.config is not None
@@ -367,6 +385,7 @@ class _Verifier:
         self.profile.check(receipt, p["profile_code"], self.prev_code, self.public_key)
         self.prev_code = p["profile_code"]
         self.codes.append((p["receipt_number"], hashlib.sha256(p["profile_code"].encode()).hexdigest()))
+        self.numbers.add(p["receipt_number"])
 
     # -- the other files ---------------------------------------------------------------------------
 
