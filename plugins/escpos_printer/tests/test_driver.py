@@ -133,7 +133,9 @@ async def test_a_multipart_document_prints_text_and_an_image_on_one_receipt(
     assert raster.identical(raster.printed_images(receipt), expected)
 
 
-async def test_a_trimmed_image_keeps_a_margin_above_its_first_line(printer_simulator, make_driver, printer_job):
+async def test_a_trimmed_image_keeps_a_margin_above_its_first_line(
+    printer_simulator, make_driver, printer_job
+):
     page = Image.new("L", (576, 200), 255)
     ImageDraw.Draw(page).rectangle((20, 40, 500, 60), fill=0)  # the first line, 40 dots below the top
     raw = io.BytesIO()

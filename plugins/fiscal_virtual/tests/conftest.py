@@ -179,7 +179,9 @@ def printed_text(data: dict[str, Any]) -> str:
         return raw.decode()
     head = f"Content-Type: {data['FileType']}\r\n\r\n".encode()
     message = email.parser.BytesParser(policy=email.policy.default).parsebytes(head + raw)
-    return "".join(part.get_content() for part in message.iter_parts() if part.get_content_type() == "text/plain")
+    return "".join(
+        part.get_content() for part in message.iter_parts() if part.get_content_type() == "text/plain"
+    )
 
 
 @dataclass

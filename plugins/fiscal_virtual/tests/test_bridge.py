@@ -25,6 +25,7 @@ from mews_bridge.testing import (
 )
 from mews_bridge_fiscal_virtual.profiles.base import qr_string, short_code
 from mews_bridge_fiscal_virtual.register import FiscalRegister
+from mews_bridge_mocks.escpos import PrinterSimulator
 from mews_bridge_mocks.escpos.samples import registration_card_pdf
 from mews_bridge_mocks.mews import BillPayment, LineItem
 
@@ -223,6 +224,49 @@ async def test_a_closed_bill_becomes_a_signed_receipt_acknowledged_in_mews_and_p
         f"Breakfast{'€ 5,50 B':>39}",
         f"Wine{'€ 12,00 A':>44}",
     ]
+
+
+async def test_a_58_mm_roll_gets_a_32_column_receipt_with_long_names_wrapped_and_the_footer(
+    mews_simulator, fiscal_id, guest, state_dir, tmp_path
+):
+    sim = mews_simulator
+    suite = "Doppelzimmer Superior mit Balkon und Blick auf den Schlossberg"
+    items = [LineItem(suite, gross=120, unit_count=2, tax_codes=("AT-R",)), LineItem("Wine", gross=12)]
+    bill_id = sim.add_bill(guest, items=items, payments=[BillPayment(252)])
+    fiscal = {**FISCAL_OPTIONS, "paper_width_mm": 58, "receipt_footer": ["Danke für Ihren Besuch!"]}
+    async with PrinterSimulator(tmp_path / "roll-58", dots=384) as printer:
+        printer_options = {"connection": printer.url, "profile": "TM-T20II", "paper_width_mm": 58}
+        devices = [
+            device(FISCAL, FISCAL_MEWS, "fiscal_virtual", fiscal),
+            device(PRINTER, PRINTER_MEWS, "escpos_printer", printer_options),
+        ]
+        async with running_bridge(bridge_settings(sim, state_dir, devices=devices), entry_points=True):
+            final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, bill_id))
+            _, receipt = await printer.wait_for_receipts(2)
+
+    assert final["State"] == "Processed"
+    with fiscal_journal(state_dir) as register:
+        entry = register.entry_for_command(final["Id"])
+    lines = receipt.text.splitlines()
+    assert max(map(len, lines)) == 32
+    assert receipt.image().width == 384
+    assert f"Wine{'€ 12,00 A':>28}" in lines
+    suite_at = lines.index(f"{'2 x Doppelzimmer':<22}€ 240,00 B")  # amount and VAT letter on its first line
+    assert lines[suite_at + 1 : suite_at + 3] == [
+        "  Superior mit Balkon und Blick",
+        "  auf den Schlossberg @ 120,00",
+    ]
+    assert f"{'TOTAL':<24}{'€ 252,00':>8}" in lines
+    assert lines[lines.index(f"{'TOTAL':<24}{'€ 252,00':>8}") + 1 :][:3] == [
+        "VAT          Net     Tax   Gross",
+        "A 20%      10,00    2,00   12,00",
+        "B 10%     218,18   21,82  240,00",
+    ]
+    assert words(receipt)[-2:] == [
+        f"Verification code {short_code(entry.profile_code)}",
+        "Danke für Ihren Besuch!",
+    ]
+    assert read_qr(receipt) == qr_string(entry.profile_code)
 
 
 async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes_a_second_receipt(

@@ -340,7 +340,9 @@ class MultipartDocument(Document):
         if not parts:
             raise DocumentError("the multipart document has no parts")
         if len(parts) > settings.max_pages:
-            raise DocumentError(f"the document has {len(parts)} parts; at most {settings.max_pages} are printed")
+            raise DocumentError(
+                f"the document has {len(parts)} parts; at most {settings.max_pages} are printed"
+            )
         self._pages: list[tuple[Document, int]] = []
         self._documents: list[Document] = []
         try:
@@ -359,7 +361,9 @@ class MultipartDocument(Document):
         self.page_count = len(self._pages)
         if self.page_count > settings.max_pages:
             self.close()
-            raise DocumentError(f"the document has {self.page_count} pages; at most {settings.max_pages} are printed")
+            raise DocumentError(
+                f"the document has {self.page_count} pages; at most {settings.max_pages} are printed"
+            )
 
     def page(self, index: int) -> Page:
         document, page = self._pages[index]

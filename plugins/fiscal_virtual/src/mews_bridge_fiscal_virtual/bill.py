@@ -164,7 +164,8 @@ def build_draft(
 
 def _negated_lines(entry: Entry) -> list[dict[str, Any]]:
     return [
-        {**line, "unit": -line["unit"], "amount": -line["amount"]} for line in entry.payload.get("lines") or []
+        {**line, "unit": -line["unit"], "amount": -line["amount"]}
+        for line in entry.payload.get("lines") or []
     ]
 
 

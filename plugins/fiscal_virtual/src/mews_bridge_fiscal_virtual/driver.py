@@ -127,7 +127,9 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             await self.unload()
             raise
         if cut_off:
-            self.ctx.logger.warning("%d receipt print(s) were cut off by a restart: printing them as copies", cut_off)
+            self.ctx.logger.warning(
+                "%d receipt print(s) were cut off by a restart: printing them as copies", cut_off
+            )
         if started is not None:
             self.ctx.logger.info(
                 "Fiscal register %s started: start receipt %s, key %s",
@@ -357,7 +359,9 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             footer=tuple(o.receipt_footer),
             columns=o.columns,
             locale=babel_locale(enterprise.language_code if enterprise else None),
-            kind_words={kind: words for kind in PRINTED_KINDS | CLOSING_KINDS if (words := profile.kind_label(kind))},
+            kind_words={
+                kind: words for kind in PRINTED_KINDS | CLOSING_KINDS if (words := profile.kind_label(kind))
+            },
             bucket_labels=profile.bucket_labels,
             bucket_order=profile.buckets,
             qr_code=profile.has_qr_code,

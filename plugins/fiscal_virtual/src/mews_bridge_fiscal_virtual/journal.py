@@ -333,7 +333,6 @@ class JournalStore:
                 "payments": json.loads(payments),
             }
 
-
     # -- printouts: operational state beside the journal, outside the hash chain ---------------------
 
     def queue_print(self, seq: int, *, copy: bool = False) -> None:

@@ -119,8 +119,8 @@ class _Writer:
         self.lines.append(wrapped[0].ljust(self.width - len(right)) + right)
         self.lines.extend("  " + rest for rest in textwrap.wrap(" ".join(wrapped[1:]), self.width - 2))
 
-    def table(self, label: str, cells: Iterable[str]) -> None:
-        """A label and right-aligned cells; on two lines when the roll is too narrow for one."""
+    def table(self, label: str, cells: Iterable[str], headers: Iterable[str]) -> None:
+        """A label and right-aligned cells; one cell a line, named, when the roll is too narrow."""
         cells = list(cells)
         label_width = 8
         cell = (self.width - label_width) // len(cells)
@@ -128,8 +128,8 @@ class _Writer:
             self.lines.append(label[:label_width].ljust(label_width) + "".join(t.rjust(cell) for t in cells))
             return
         self.lines.append(label)
-        cell = self.width // len(cells)
-        self.lines.append("".join(t.rjust(cell) for t in cells))
+        for header, text in zip(headers, cells, strict=True):
+            self.pair(f"  {header}", text)
 
     def header(self) -> None:
         self.lines.append("")  # a top margin: the first line never starts at the paper's edge
@@ -240,11 +240,15 @@ def payment_label(method: str) -> str:
 def _letters(totals: Mapping[str, Any], style: ReceiptStyle) -> dict[str, str]:
     """VAT letters: a one-letter bucket is its own letter; otherwise A, B, C… in the profile's order."""
     order = list(style.bucket_order) + sorted(set(totals) - set(style.bucket_order))
-    return {bucket: bucket if len(bucket) == 1 else _LETTERS[index % 26] for index, bucket in enumerate(order)}
+    return {
+        bucket: bucket if len(bucket) == 1 else _LETTERS[index % 26] for index, bucket in enumerate(order)
+    }
 
 
 def _vat_table(w: _Writer, totals: Mapping[str, Any], letters: Mapping[str, str]) -> None:
-    w.table("VAT", ["Net", "Tax", "Gross"])
+    headers = ["Net", "Tax", "Gross"]
+    w.table("VAT", headers, headers)
     for bucket, t in sorted(totals.items(), key=lambda item: letters[item[0]]):
-        label = f"{letters[bucket]} {w.style.bucket_labels.get(bucket, bucket)}"
-        w.table(label, [w.money(t[key], symbol=False) for key in ("net", "tax", "gross")])
+        name = w.style.bucket_labels.get(bucket, "" if bucket == letters[bucket] else bucket)
+        label = f"{letters[bucket]} {name}".strip()
+        w.table(label, [w.money(t[key], symbol=False) for key in ("net", "tax", "gross")], headers)
