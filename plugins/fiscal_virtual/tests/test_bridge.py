@@ -479,3 +479,40 @@ async def test_the_journal_exports_and_verifies_from_the_command_line_and_tamper
     receipt = NOTES.match(finals[1]["Notes"]).group(1)
     assert refused[0] != 0
     assert f"{broken} is NOT intact: entries.jsonl line {line} (seq {seq}, receipt {receipt})" in refused[2]
+
+
+async def test_a_reprint_and_a_daily_closing_from_the_command_line_are_printed_by_the_running_bridge(
+    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, tmp_path
+):
+    sim = mews_simulator
+    config = write_settings_file(settings(), tmp_path / "config.toml")
+    async with running_bridge(settings(), entry_points=True):
+        final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
+        number = NOTES.match(final["Notes"]).group(1)
+        await printer_simulator.wait_for_receipts(2)
+        reprinted = await run_cli("--config", config, "fiscal", "reprint", number)
+        unknown = await run_cli("--config", config, "fiscal", "reprint", "AT-REG1-99")
+        closed = await run_cli("--config", config, "fiscal", "z-report", "--print")
+    export = tmp_path / "export.zip"
+    exported = await run_cli("--config", config, "fiscal", "export", "-o", export)
+    verified = await run_cli("--config", config, "fiscal", "verify", export)
+
+    assert reprinted.code == 0, reprinted.err
+    assert reprinted.out.splitlines() == [f"Reprint of {number} recorded (record 3).", "Printed."]
+    assert (unknown.code, unknown.err.strip()) == (
+        1,
+        "Error: There is no receipt AT-REG1-99 in this journal.",
+    )
+    assert closed.code == 0, closed.err
+    assert closed.out.splitlines()[-1] == "Printed."
+    _, original, copy, report = printer_simulator.receipts
+    copy_marks = ["*** COPY ***", next(line for line in words(copy) if line.startswith("Reprinted "))]
+    assert [line for line in words(copy) if line in copy_marks] == [*copy_marks, "*** COPY ***"]
+    assert [line for line in words(copy) if line not in copy_marks] == words(original)  # the same receipt
+    assert read_qr(copy) == read_qr(original)
+    assert {"DAILY CLOSING (Z) #1", "reprint                                      1"} <= set(words(report))
+    with fiscal_journal(state_dir) as register:
+        kinds = [entry.kind for entry in register.store.entries()]
+        assert register.store.last_receipt().receipt_number == number  # a reprint is not a receipt
+    assert kinds == ["START", "SALE", "REPRINT", "Z"]
+    assert exported.code == 0 and verified.code == 0, verified.err

@@ -1,12 +1,16 @@
-"""``mews-bridge fiscal``: export, offline verification and the daily closing on demand.
+"""``mews-bridge fiscal``: export, offline verification, reprints and the daily closing on demand.
 
-``export`` and ``z-report`` find the device's state directory from the bridge settings (``--device``
-when several fiscal machines are configured) or take ``--state-dir``; ``verify`` needs only the
-export file. Run them as the bridge's user: they open the same journal and keys.
+``export``, ``reprint`` and ``z-report`` find the device's state directory from the bridge settings
+(``--device`` when several fiscal machines are configured) or take ``--state-dir``; ``verify`` needs
+only the export file. Run them as the bridge's user: they open the same journal and keys.
+
+Printing is the running bridge's job (it holds the printer): ``reprint`` and ``z-report --print``
+queue the printout in the journal, and wait a little for the bridge to print it.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,21 +109,77 @@ def verify_command(export: Path) -> None:
     )
 
 
+_wait = click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the running bridge to print it.",
+)
+
+
+@fiscal.command("reprint")
+@click.argument("number")
+@_device
+@_state
+@_wait
+def reprint_command(number: str, device: str | None, state_dir: Path | None, wait: float) -> None:
+    """Print receipt NUMBER again, marked as a copy (recorded in the journal; not a new receipt)."""
+    from .register import RegisterError
+
+    register = _open(device, state_dir)
+    try:
+        try:
+            entry = register.reprint(number, _now())
+        except RegisterError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"Reprint of {entry.payload['reprint']['receipt_number']} recorded (record {entry.seq}).")
+        _await_print(register, [entry.seq], wait)
+    finally:
+        register.close()
+
+
 @fiscal.command("z-report")
 @_device
 @_state
-def z_report_command(device: str | None, state_dir: Path | None) -> None:
+@click.option("--print", "print_", is_flag=True, help="Print the closing on the receipt printer.")
+@_wait
+def z_report_command(device: str | None, state_dir: Path | None, print_: bool, wait: float) -> None:
     """Close the day now: a signed Z closing of everything since the last one."""
+    from .journal import CLOSING_KINDS
+
     register = _open(device, state_dir)
     try:
+        if print_:
+            register.print_kinds = CLOSING_KINDS
         written = register.close_day(_now())
         if not written:
             z = register.status()["last_z"]
             click.echo("Nothing to close: no records since " + (f"Z #{z}." if z else "the start."))
         for entry in written:
             click.echo(describe_closing(entry, register))
+        if print_ and written:
+            _await_print(register, [entry.seq for entry in written], wait)
     finally:
         register.close()
+
+
+def _await_print(register: FiscalRegister, seqs: list[int], wait: float) -> None:
+    """Wait for the running bridge to print the queued printouts, and say how it went."""
+    deadline = time.monotonic() + wait
+    while True:
+        jobs = [register.store.print_job(seq) for seq in seqs]
+        if all(job is not None and job.state == "printed" for job in jobs):
+            click.echo("Printed.")
+            return
+        if time.monotonic() >= deadline:
+            errors = sorted({job.error for job in jobs if job is not None and job.error})
+            why = f" (last attempt: {'; '.join(errors)})" if errors else ""
+            click.echo(
+                f"Not printed yet{why}: the bridge prints it when it runs and its receipt printer works."
+            )
+            return
+        time.sleep(0.2)
 
 
 def describe_closing(entry: Entry, register: FiscalRegister) -> str:
