@@ -11,7 +11,7 @@ queue the printout in the journal, and wait a little for the bridge to print it.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,16 +72,34 @@ def fiscal() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The ZIP to write (default: here).",
 )
-def export_command(device: str | None, state_dir: Path | None, output: Path | None) -> None:
-    """Write the whole journal as a signed ZIP (with the RKSV DEP and crypto container)."""
-    from .export import default_export_name, write_export
+@click.option(
+    "--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First business day (property time)."
+)
+@click.option("--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last business day (property time).")
+def export_command(
+    device: str | None,
+    state_dir: Path | None,
+    output: Path | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> None:
+    """Write the journal, or the business days --from to --to, as a signed ZIP (with the RKSV DEP and
+    crypto container). A period includes the month and year closings that end in it."""
+    from .export import ExportError, default_export_name, write_export
 
     register = _open(device, state_dir)
     try:
         now = _now()
-        summary = write_export(
-            register, output or Path(default_export_name(register.config.register_id, now)), now
-        )
+        period = None
+        if start or end:
+            first = start.date() if start else date.min
+            period = (first, end.date() if end else _today(register, now))
+        try:
+            summary = write_export(
+                register, output or Path(default_export_name(register.config.register_id, now)), now, period
+            )
+        except ExportError as exc:
+            raise click.ClickException(f"Nothing exported: {exc}.") from None
         click.echo(
             f"Wrote {summary.path}: {summary.entries} records, {summary.receipts} receipts, "
             f"last seq {summary.last_seq}."
@@ -92,21 +110,42 @@ def export_command(device: str | None, state_dir: Path | None, output: Path | No
         register.close()
 
 
+def _today(register: FiscalRegister, now: datetime) -> date:
+    from .closing import business_day
+
+    return business_day(now, register.tz, register.config.cutoff)
+
+
 @fiscal.command("verify")
 @click.argument("export", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 def verify_command(export: Path) -> None:
-    """Check an export offline; exit 1 naming the first broken record."""
+    """Check an export offline, say what it covers and print the figures an auditor compares; exit 1
+    naming the first broken record."""
+    from .money import format_minor
     from .verify import VerificationError, verify_export
 
     try:
         report = verify_export(export)
     except VerificationError as exc:
         raise click.ClickException(f"{export} is NOT intact: {exc}") from None
-    click.echo(
-        f"{export} is intact: register {report.register_id} ({report.profile}), {report.entries} records, "
-        f"{report.receipts} receipts, {report.closings} closings. "
-        f"Signing key fingerprint {report.key_fingerprint}: compare it with the registered one."
+    period = report.period
+    covers = (
+        f"business days {period['from']} to {period['to']} (records {period['first_seq']} to {period['last_seq']})"
+        if period
+        else f"the whole journal (records 1 to {report.last_seq})"
     )
+    receipts = f"{report.receipts}"
+    if report.first_receipt:
+        receipts += f", numbers {report.first_receipt} to {report.last_receipt}"
+    closings = f"{report.closings}"
+    if report.closings_not_recomputed:
+        closings += f" ({report.closings_not_recomputed} begun before this export: numbering and counter checked only)"
+    click.echo(f"{export} is intact: register {report.register_id} ({report.profile}), {covers}.")
+    click.echo(f"  Records:  {report.entries}")
+    click.echo(f"  Receipts: {receipts}")
+    click.echo(f"  Turnover counter: {format_minor(report.turnover, report.currency)} {report.currency}")
+    click.echo(f"  Closings: {closings}")
+    click.echo(f"Signing key fingerprint {report.key_fingerprint}: compare it with the registered one.")
 
 
 _wait = click.option(

@@ -290,6 +290,12 @@ class JournalStore:
     def last_of_kind(self, kind: str) -> Entry | None:
         return self._one("kind = ?", (kind,), "ORDER BY seq DESC")
 
+    def last_of_kind_before(self, kind: str, seq: int) -> Entry | None:
+        return self._one("kind = ? AND seq < ?", (kind, seq), "ORDER BY seq DESC")
+
+    def last_receipt_before(self, seq: int) -> Entry | None:
+        return self._one("receipt_counter IS NOT NULL AND seq < ?", (seq,), "ORDER BY receipt_counter DESC")
+
     def last_open(self, after_seq: int) -> Entry | None:
         """The newest entry after ``after_seq`` that is not a closing (one a daily closing must cover)."""
         return self._one("seq > ? AND kind NOT IN ('Z', 'MONTH', 'YEAR')", (after_seq,), "ORDER BY seq DESC")

@@ -10,6 +10,12 @@ files: closings, the RKSV DEP and crypto container, the metadata and the signed 
 
 The public key comes from the export's own start entry; compare its fingerprint (printed) with the
 one registered for the device to rule out a wholly re-signed journal.
+
+A period export starts from its signed anchors (start entry, the record before, the last receipt and
+closings before): its chain, numbering, RKSV chain values and turnover counter continue from them.
+Closings whose period began before the export (a month closing in an export of a month's second
+half) cannot be recomputed from it: they are checked for numbering, period and turnover counter
+only, and the report counts them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from .closing import ClosingAggregate, business_day
 from .export import (
+    ANCHORS,
     CLOSINGS,
     CONTAINER,
     DEP,
@@ -36,6 +43,7 @@ from .export import (
     MANIFEST_HEADER,
     METADATA,
     SIGNATURE,
+    closing_end,
     manifest_text,
 )
 from .journal import (
@@ -71,6 +79,15 @@ class VerifyReport:
     closings: int
     last_seq: int
     key_fingerprint: str
+    period: dict[str, Any] | None = None
+    """``from``, ``to``, ``first_seq``, ``last_seq`` of a period export; None for the whole journal."""
+    first_receipt: str | None = None
+    last_receipt: str | None = None
+    turnover: int = 0
+    """The turnover counter after the last record, in minor units of ``currency``."""
+    currency: str = ""
+    closings_not_recomputed: int = 0
+    """Closings whose period began before the export: checked for numbering and counter only."""
 
 
 class _Broken(Exception):
@@ -116,6 +133,16 @@ class _Verifier:
         self.closing_lines: list[str] = []
         self.codes: list[tuple[str, str]] = []
         self.numbers: set[str] = set()
+        self.metadata = self._json(METADATA)
+        self.period = _period(self.metadata)
+        self.before = 0
+        """Records and receipts before a period export's first record."""
+        self.receipts_before = 0
+        self.first_number: str | None = None
+        self.last_number: str | None = None
+        self.unchecked: set[str] = set()
+        """Closing kinds whose next closing covers records before the export."""
+        self.not_recomputed = 0
 
     def _json(self, name: str) -> Any:
         try:
@@ -124,6 +151,8 @@ class _Verifier:
             raise VerificationError(f"{name} is not valid JSON: {exc}") from None
 
     def run(self) -> VerifyReport:
+        if self.period is not None and self.period.get("first_seq", 1) > 1:
+            self._anchors(int(self.period["first_seq"]))
         line = 0
         for line, text in enumerate(self._lines(ENTRIES), start=1):
             label = f"{ENTRIES} line {line}"
@@ -145,12 +174,57 @@ class _Verifier:
         return VerifyReport(
             register_id=self.config.register_id,
             profile=self.config.profile,
-            entries=self.seq,
-            receipts=self.receipts,
+            entries=self.seq - self.before,
+            receipts=self.receipts - self.receipts_before,
             closings=len(self.closing_lines),
             last_seq=self.seq,
             key_fingerprint=self.fingerprint,
+            period=self.period,
+            first_receipt=self.first_number,
+            last_receipt=self.last_number,
+            turnover=self.turnover,
+            currency=self.config.currency,
+            closings_not_recomputed=self.not_recomputed,
         )
+
+    def _anchors(self, first_seq: int) -> None:
+        """Start a period export's checks from its signed anchor records."""
+        if ANCHORS not in self.archive.namelist():
+            raise VerificationError(f"the period export lacks {ANCHORS}")
+        anchors: dict[int, dict[str, Any]] = {}
+        for line, text in enumerate(self._lines(ANCHORS), start=1):
+            try:
+                record = json.loads(text)
+                if record["payload"]["seq"] >= first_seq or (line == 1) != (record["payload"]["seq"] == 1):
+                    raise _Broken("not a record before the export (the first one being the start entry)")
+                self._check_signed(record)
+            except (_Broken, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise VerificationError(f"{ANCHORS} line {line}: {_reason(exc)}") from None
+            anchors[record["payload"]["seq"]] = record
+        previous = anchors.get(first_seq - 1)
+        if previous is None:
+            raise VerificationError(f"{ANCHORS} lacks the record before the export (seq {first_seq - 1})")
+        p = previous["payload"]
+        ended = closing_end(p["closing"]) if p["closing"] else date.fromisoformat(p["business_day"])
+        if ended >= date.fromisoformat(self.period["from"]):
+            raise VerificationError(f"{ANCHORS}: the record before the export is of its period ({ended})")
+        self.seq = self.before = p["seq"]
+        self.prev_hash = previous["entry_hash"]
+        self.last_ts = parse_ts(p["ts_utc"])
+        self.turnover = p["turnover_counter"]
+        receipts = [r["payload"] for r in anchors.values() if r["payload"]["receipt_counter"] is not None]
+        last_receipt = max(receipts, key=lambda payload: payload["receipt_counter"])
+        self.receipts = self.receipts_before = last_receipt["receipt_counter"]
+        self.prev_code = last_receipt["profile_code"]
+        for kind in CLOSING_KINDS:
+            closings = [r["payload"] for r in anchors.values() if r["payload"]["kind"] == kind]
+            if closings:
+                last = max(closings, key=lambda payload: payload["seq"])
+                self.closing_numbers[kind] = last["closing"]["number"]
+                self.closing_periods[kind] = last["closing"]["period"]
+            if not (kind == "Z" and p["kind"] == "Z"):  # the daily closing right before starts the export
+                self.unchecked.add(kind)
+        self.aggregates = {kind: ClosingAggregate(self.turnover) for kind in CLOSING_KINDS}
 
     def _lines(self, name: str) -> Iterator[str]:
         with self.archive.open(name) as member:
@@ -167,18 +241,7 @@ class _Verifier:
             raise _Broken(f"seq {p['seq']} follows seq {self.seq}: the numbering has a gap or repeats")
         if record["prev_hash"] != self.prev_hash:
             raise _Broken("it does not link to the previous record (prev_hash)")
-        if compute_entry_hash(record["prev_hash"], p) != record["entry_hash"]:
-            raise _Broken("its contents do not match its entry hash")
-        if p["seq"] == 1:
-            self._start(p)
-        elif p["kind"] == "START":
-            raise _Broken("a second start entry")
-        if record["key_id"] != self.fingerprint:
-            raise _Broken(f"signed with key {record['key_id']!r}, not the register's key {self.fingerprint}")
-        if not verify_signature(
-            self.public_key, _b64(record["signature"]), bytes.fromhex(record["entry_hash"])
-        ):
-            raise _Broken("its signature is not valid")
+        self._check_signed(record)
         if p["raw_sha256"] is None:
             if "raw" in record:
                 raise _Broken("it carries evidence its payload does not account for")
@@ -191,6 +254,22 @@ class _Verifier:
         self._check_closing(p)
         self._check_code(p)
         self.seq, self.prev_hash = p["seq"], record["entry_hash"]
+
+    def _check_signed(self, record: dict[str, Any]) -> None:
+        """The record's hash and the register key's signature (the start entry brings the key)."""
+        p = record["payload"]
+        if compute_entry_hash(record["prev_hash"], p) != record["entry_hash"]:
+            raise _Broken("its contents do not match its entry hash")
+        if p["seq"] == 1:
+            self._start(p)
+        elif p["kind"] == "START":
+            raise _Broken("a second start entry")
+        if record["key_id"] != self.fingerprint:
+            raise _Broken(f"signed with key {record['key_id']!r}, not the register's key {self.fingerprint}")
+        if not verify_signature(
+            self.public_key, _b64(record["signature"]), bytes.fromhex(record["entry_hash"])
+        ):
+            raise _Broken("its signature is not valid")
 
     def _start(self, p: dict[str, Any]) -> None:
         if p["kind"] != "START":
@@ -296,6 +375,12 @@ class _Verifier:
         day = business_day(ts, self.tz, self.config.cutoff).isoformat()
         if p["business_day"] != day:
             raise _Broken(f"its business day {p['business_day']} should be {day}")
+        if self.period is not None:
+            end = closing_end(p["closing"]) if p["kind"] in CLOSING_KINDS else date.fromisoformat(day)
+            if end > date.fromisoformat(self.period["to"]) or (
+                p["kind"] not in CLOSING_KINDS and end < date.fromisoformat(self.period["from"])
+            ):
+                raise _Broken(f"it is of business day {end}, outside the export's period")
         if p["kind"] not in CLOSING_KINDS:
             if self.open_day is not None and day != self.open_day:
                 raise _Broken(f"no daily closing (Z) of {self.open_day} before this record of {day}")
@@ -314,6 +399,8 @@ class _Verifier:
             if not isinstance(p["profile_code"], str):
                 raise _Broken("a receipt without its signed code")
             self.receipts += 1
+            self.first_number = self.first_number or p["receipt_number"]
+            self.last_number = p["receipt_number"]
         elif (
             p["receipt_counter"] is not None
             or p["receipt_number"] is not None
@@ -337,6 +424,10 @@ class _Verifier:
                 "period": closing["period"],
                 **self.aggregates[kind].result(self.turnover),
             }
+            if kind in self.unchecked:  # it covers records before the export: not recomputable here
+                self.unchecked.discard(kind)
+                self.not_recomputed += 1
+                expected = {**closing, **{k: expected[k] for k in ("type", "number", "turnover_after")}}
             if closing != expected:
                 wrong = sorted(k for k in expected if closing.get(k) != expected[k]) or sorted(
                     set(closing) - set(expected)
@@ -425,18 +516,20 @@ class _Verifier:
             raise VerificationError(f"{DEP} holds {len(codes)} receipts, the journal {len(self.codes)}")
 
     def _check_metadata(self) -> None:
-        meta = self._json(METADATA)
+        meta = self.metadata
         assert self.config is not None
         expected = {
             "format": EXPORT_FORMAT,
             "register": self.config.to_json(),
             "public_key": self.public_key_b64,
             "key_fingerprint": self.fingerprint,
-            "entries": self.seq,
-            "receipts": self.receipts,
+            "entries": self.seq - self.before,
+            "receipts": self.receipts - self.receipts_before,
             "last_seq": self.seq,
             "last_entry_hash": self.prev_hash,
         }
+        if self.period is not None:
+            expected["period"] = {**self.period, "first_seq": self.before + 1, "last_seq": self.seq}
         wrong = sorted(k for k, v in expected.items() if not isinstance(meta, dict) or meta.get(k) != v)
         if wrong:
             raise VerificationError(f"{METADATA} does not match the journal ({', '.join(wrong)})")
@@ -462,6 +555,20 @@ class _Verifier:
                 raise VerificationError(f"{name} is not in the signed manifest")
             if hashlib.sha256(self.archive.read(name)).hexdigest() != listed[name]:
                 raise VerificationError(f"{name} differs from its digest in the signed manifest")
+
+
+def _period(metadata: Any) -> dict[str, Any] | None:
+    """The period of a period export from its metadata (None: the whole journal)."""
+    period = metadata.get("period") if isinstance(metadata, dict) else None
+    if period is None:
+        return None
+    try:
+        if set(period) != {"from", "to", "first_seq", "last_seq"} or not isinstance(period["first_seq"], int):
+            raise ValueError("unexpected fields")
+        date.fromisoformat(period["from"]), date.fromisoformat(period["to"])
+    except (TypeError, ValueError) as exc:
+        raise VerificationError(f"{METADATA}: its period is malformed ({_reason(exc)})") from None
+    return period
 
 
 def _bucket_totals(totals: dict[str, Any]) -> dict[str, BucketTotals]:
