@@ -185,3 +185,23 @@ async def test_cli_exports_a_period_and_verify_prints_the_auditor_figures(four_d
         "Nothing exported: the journal holds no records of business days 2026-05-01 to 2026-05-31"
         in empty.output
     )
+
+
+async def test_the_yearly_null_receipt_is_printed_even_when_closings_are_not(
+    harness, mk, sale_bill, monkeypatch
+):
+    monkeypatch.setattr(FiscalVirtualDriver, "print_poll_s", 0.01)
+    harness.clock.now = datetime(2026, 12, 31, 10, 0, tzinfo=UTC)
+    driver = await harness.driver(receipt_printer="Front desk printer")
+    await driver.execute(mk.job("c1", mk.legacy(sale_bill())))
+    harness.clock.now = datetime(2027, 1, 1, 10, 0, tzinfo=UTC)
+    await driver.close_due()
+    store = driver.register.store
+    await wait_for(lambda: not store.prints_in_doubt(), what="the printouts")
+
+    year = store.last_of_kind("YEAR")
+    assert year.payload["closing"]["period"] == "2026" and year.receipt_number == "AT-REG1-4"
+    texts = harness.devices.texts()
+    (year_text,) = [text for text in texts if "Jahresbeleg" in text]  # RKSV: printed, checked with the app
+    assert "YEARLY NULL RECEIPT 2026" in year_text and "YEARLY CLOSING #1" in year_text
+    assert not [text for text in texts if "DAILY CLOSING" in text or "MONTHLY NULL RECEIPT" in text]
