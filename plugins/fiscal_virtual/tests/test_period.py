@@ -205,3 +205,12 @@ async def test_the_yearly_null_receipt_is_printed_even_when_closings_are_not(
     (year_text,) = [text for text in texts if "Jahresbeleg" in text]  # RKSV: printed, checked with the app
     assert "YEARLY NULL RECEIPT 2026" in year_text and "YEARLY CLOSING #1" in year_text
     assert not [text for text in texts if "DAILY CLOSING" in text or "MONTHLY NULL RECEIPT" in text]
+
+
+async def test_a_reprint_of_a_receipt_before_the_period_verifies_in_its_export(four_days, tmp_path):
+    four_days.register.reprint("AT-REG1-2", datetime(2026, 4, 2, 21, 0, tzinfo=UTC))
+    data = export(four_days, tmp_path, date(2026, 4, 2), date(2026, 4, 2))
+
+    assert kinds_and_days(data)[-1] == ("REPRINT", "2026-04-02")
+    report = verify_export(io.BytesIO(data))
+    assert (report.receipts, report.last_receipt) == (1, "AT-REG1-6")  # a reprint is not a receipt

@@ -341,7 +341,7 @@ class _Verifier:
             raise _Broken(f"a {p['kind']} entry with amounts")
         if (p["kind"] == REPRINT) != (p.get("reprint") is not None):
             raise _Broken("reprint data on an entry that is not a reprint, or a reprint without it")
-        if p["kind"] == REPRINT and p["reprint"]["receipt_number"] not in self.numbers:
+        if p["kind"] == REPRINT and not self._earlier_receipt(p["reprint"]["receipt_number"]):
             raise _Broken(f"it reprints {p['reprint']['receipt_number']}, which is not an earlier receipt")
         command = p["source_command_id"]
         if command is not None:
@@ -353,6 +353,14 @@ class _Verifier:
             if bill["id"] in self.bills:
                 raise _Broken(f"a second record for Mews bill {bill['id']}")
             self.bills.add(bill["id"])
+
+    def _earlier_receipt(self, number: str) -> bool:
+        """Whether ``number`` is a receipt before this record (in a period export, maybe before it)."""
+        assert self.config is not None
+        counter = number.removeprefix(f"{self.config.register_id}-")
+        if not counter.isdigit() or receipt_number(self.config.register_id, int(counter)) != number:
+            return False
+        return int(counter) <= self.receipts_before or number in self.numbers
 
     @staticmethod
     def _check_lines(p: dict[str, Any]) -> None:
