@@ -31,7 +31,8 @@ async def test_the_demo_plays_the_day_and_ends_with_every_command_processed(tmp_
     assert "AstDB hotel/201: {'outside': '0'}" in text
     assert (tmp_path / "fiscal-export.zip").is_file()
     assert sorted(p.name for p in (tmp_path / "receipts").glob("*.png")) == [
-        "receipt-0001.png",
-        "receipt-0002.png",
+        "receipt-0001.png",  # the fiscal machine's start receipt
+        "receipt-0002.png",  # the registration card
+        "receipt-0003.png",  # Anna's receipt
     ]
     assert "is intact" in text
