@@ -137,3 +137,23 @@ def test_a_daily_closing_prints_its_figures():
         "sale                                         4",
         "storno                                       1",
     ]
+
+
+def test_a_closing_printed_again_is_marked_as_a_copy():
+    closing = {
+        "type": "Z",
+        "number": 1,
+        "period": "2026-03-10",
+        "first_seq": 1,
+        "last_seq": 2,
+        "counts": {"SALE": 1},
+        "totals": {},
+        "gross_by_kind": {},
+        "payments": {},
+        "turnover_before": 0,
+        "turnover_after": 0,
+    }
+    lines = [
+        line.strip() for line in closing_report(payload("Z", closing=closing), STYLE, copy="Printed again")
+    ]
+    assert lines[lines.index("*** COPY ***") + 1 :][:2] == ["Printed again", "DAILY CLOSING (Z) #1"]

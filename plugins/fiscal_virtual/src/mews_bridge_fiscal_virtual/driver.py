@@ -333,7 +333,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             return receipt(original.payload, style, copy=copy_note)
         copy_note = "Printed again after a failed print" if job.maybe_on_paper else None
         if entry.kind == "Z":
-            return PrintedReceipt(closing_report(p, style), None, [])
+            return PrintedReceipt(closing_report(p, style, copy=copy_note), None, [])
         printed = receipt(p, style, copy=copy_note)
         if entry.kind in CLOSING_KINDS:  # the monthly or yearly null receipt carries its closing
             closing = closing_report(p, style, header=False)

@@ -131,6 +131,11 @@ class _Writer:
         for header, text in zip(headers, cells, strict=True):
             self.pair(f"  {header}", text)
 
+    def copy_mark(self, why: str | None) -> None:
+        if why:
+            self.centred("*** COPY ***")
+            self.centred(why)
+
     def header(self) -> None:
         self.lines.append("")  # a top margin: the first line never starts at the paper's edge
         for line in self.style.header:
@@ -145,9 +150,7 @@ def receipt(payload: Mapping[str, Any], style: ReceiptStyle, *, copy: str | None
     a copy, and marks it as one at its head and foot."""
     w = _Writer(style, payload["currency"])
     w.header()
-    if copy:
-        w.centred("*** COPY ***")
-        w.centred(copy)
+    w.copy_mark(copy)
     kind = payload["kind"]
     title = _KIND_TITLES.get(kind, kind)
     if kind in ("MONTH", "YEAR"):
@@ -198,12 +201,16 @@ def receipt(payload: Mapping[str, Any], style: ReceiptStyle, *, copy: str | None
     return PrintedReceipt(w.lines, qr, bottom.lines)
 
 
-def closing_report(payload: Mapping[str, Any], style: ReceiptStyle, *, header: bool = True) -> list[str]:
-    """The printed form of a Z, MONTH or YEAR closing (``header``: with the property's name above)."""
+def closing_report(
+    payload: Mapping[str, Any], style: ReceiptStyle, *, header: bool = True, copy: str | None = None
+) -> list[str]:
+    """The printed form of a Z, MONTH or YEAR closing (``header``: with the property's name above;
+    ``copy``: marked as a copy, saying why)."""
     closing = payload["closing"]
     w = _Writer(style, payload["currency"])
     if header:
         w.header()
+    w.copy_mark(copy)
     w.centred(f"{_CLOSING_TITLES[closing['type']]} #{closing['number']}")
     w.centred(f"Period {closing['period']}")
     w.rule()
