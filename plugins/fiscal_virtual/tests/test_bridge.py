@@ -23,6 +23,7 @@ from mews_bridge.testing import (
     wait_for_final_state,
     write_settings_file,
 )
+from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.profiles.base import qr_string, short_code
 from mews_bridge_fiscal_virtual.register import FiscalRegister
 from mews_bridge_mocks.escpos import PrinterSimulator
@@ -146,6 +147,11 @@ async def start_receipt_printed(bridge, printer_simulator):
     """Wait until the start receipt is out and the printer's job has ended."""
     await printer_simulator.wait_for_receipts(1)
     await wait_for(lambda: not slot_status(bridge, PRINTER)["busy"], what="the start receipt's job to end")
+
+
+def fiscal_entry(state_dir, command_id):
+    with fiscal_journal(state_dir) as register:
+        return register.entry_for_command(command_id)
 
 
 def sales(register):
@@ -323,6 +329,25 @@ async def test_a_restart_between_signing_and_printing_prints_the_receipt_once_ma
     assert read_qr(receipt) == qr_string(signed.profile_code)
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1
+
+
+async def test_receipts_a_printer_could_not_print_come_out_marked_copy_once_it_works_again(
+    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, monkeypatch
+):
+    monkeypatch.setattr(FiscalVirtualDriver, "print_retry_s", 0.2)
+    sim = mews_simulator
+    printer_simulator.status = "paper_out"
+    async with running_bridge(settings(), entry_points=True) as bridge:
+        final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
+        diagnostics = await instance(bridge, FISCAL).driver.diagnostics()
+        printer_simulator.status = "online"  # a new roll
+        start, receipt = await printer_simulator.wait_for_receipts(2)
+
+    assert final["Notes"].endswith(f"not printed: Paper out on {PRINTER}. Load a new roll and print again.")
+    assert [job["state"] for job in diagnostics["prints_in_doubt"]] == ["failed", "failed"]
+    assert "START RECEIPT" in words(start) and "RECEIPT" in words(receipt)
+    assert words(receipt).count("*** COPY ***") == 2  # the bridge cannot tell whether a first one came out
+    assert read_qr(receipt) == qr_string(fiscal_entry(state_dir, final["Id"]).profile_code)
 
 
 @pytest.mark.parametrize("problem", ["unmapped tax code", "item that does not add up", "unpaid balance"])

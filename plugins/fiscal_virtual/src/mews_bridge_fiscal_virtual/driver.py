@@ -163,6 +163,10 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 "key_fingerprint": self.register.keys.fingerprint,
                 "journal": str(self.register.store.path),
                 **await asyncio.to_thread(self.register.status),
+                "prints_in_doubt": [
+                    {"seq": job.seq, "state": job.state, "attempts": job.attempts, "error": job.error}
+                    for job in await asyncio.to_thread(self.register.store.prints_in_doubt)
+                ],
             }
         return info
 
