@@ -169,9 +169,9 @@ def words(receipt):
 def read_qr(receipt):
     """The content of the one QR code on a printed receipt, read from the simulator's image by a QR
     decoder (zxing-cpp), as a phone app or the BMF Belegcheck would read it."""
-    (found,) = zxingcpp.read_barcodes(receipt.image().convert("L"))
-    assert found.format == zxingcpp.BarcodeFormat.QRCode
-    return found.text
+    found = zxingcpp.read_barcodes(receipt.image().convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+    (text,) = {barcode.text for barcode in found}  # one code on the paper (found twice, it counts once)
+    return text
 
 
 # -- commands -------------------------------------------------------------------------------------
