@@ -18,6 +18,7 @@ from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.journal import JOURNAL_FILE
 from mews_bridge_fiscal_virtual.keys import AES_KEY_FILE, SIGNING_KEY_FILE
 from mews_bridge_fiscal_virtual.options import FiscalOptions
+from mews_bridge_fiscal_virtual.profiles.base import short_code
 
 NOTES = re.compile(r"^Receipt AT-REG1-(\d+) · code [A-Za-z0-9_-]{11}$")
 
@@ -263,3 +264,21 @@ def test_option_mistakes_are_explained(change, message):
 def test_options_normalise_bucket_spelling():
     options = FiscalOptions.model_validate(harness_options() | {"tax_map": {"AT-20": "normal", "10": "ERM1"}})
     assert options.tax_map == {"AT-20": "Normal", "10": "Erm1"}
+
+
+async def test_a_generic_receipt_prints_its_verification_code_without_a_qr_code(harness, mk):
+    harness.enterprise = type(harness.enterprise)(
+        currency="PLN", language_code="pl-PL", tax_identifier="PL123"
+    )
+    driver = await harness.driver("Kasa", profile_options=mk.generic, receipt_printer="Drukarka")
+    items = [mk.item("i1", "Nocleg", "216.00", "PL-8", "16.00", "PLN")]
+    paid = [mk.payment("p1", "216.00", "CashPayment", "PLN")]
+    await driver.execute(mk.job("k1", mk.legacy(mk.bill("pl-1", "F/1", OrderItems=items, PaymentItems=paid))))
+
+    _, data = harness.devices.runs[-1]
+    assert data["FileType"] == "text/plain; charset=utf-8"  # nothing to scan: no image
+    lines = [line.strip() for line in harness.devices.texts()[-1].splitlines()]
+    code = driver.register.entry_for_command("k1").profile_code
+    assert f"Verification code {short_code(code)}" in lines
+    assert f"{'Nocleg':<37}216,00 zł B" in lines
+    assert f"{'B':<8}{'200,00':>13}{'16,00':>13}{'216,00':>13}" in lines  # a letter bucket is its own letter
