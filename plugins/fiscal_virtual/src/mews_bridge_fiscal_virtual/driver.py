@@ -18,7 +18,7 @@ queued in the journal the same way and picked up within :attr:`FiscalVirtualDriv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,6 +105,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         self._print_lock = asyncio.Lock()
         self._print_wanted = asyncio.Event()
         self._retry_at = 0.0
+        self._background: set[asyncio.Task[Any]] = set()
         """Event-loop time before which printouts that failed are not tried again (unless wanted)."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -137,14 +138,26 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 started.receipt_number,
                 self.register.keys.fingerprint,
             )
-        self.ctx.create_task(self._closing_schedule(), "fiscal closings")
+        self._spawn(self._closing_schedule(), "fiscal closings")
         if self.options.receipt_printer:
-            self.ctx.create_task(self._print_queue(), "receipt print queue")
+            self._spawn(self._print_queue(), "receipt print queue")
 
     async def unload(self) -> None:
+        # Stop the schedule and the printing before the journal closes under them (a print cut off
+        # here stays "printing" and comes out as a copy at the next start).
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.register is not None:
             await asyncio.to_thread(self.register.close)
             self.register = None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = self.ctx.create_task(coroutine, name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def diagnostics(self) -> dict[str, Any]:
         o = self.options
@@ -250,7 +263,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         if created and self.options.receipt_printer:
             # The printout was queued with the receipt; print it now, in a task of its own that a
             # cancelled command does not stop (the receipt exists, so it is printed).
-            printing = self.ctx.create_task(
+            printing = self._spawn(
                 self._print(entry.seq, again=False), f"print receipt {entry.receipt_number}"
             )
             if not cancelled:
