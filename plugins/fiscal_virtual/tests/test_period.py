@@ -177,7 +177,7 @@ async def test_cli_exports_a_period_and_verify_prints_the_auditor_figures(four_d
         f"{out} is intact: register AT-REG1 (rksv), business days 2026-04-01 to 2026-04-02 (records 6 to 10).",
         "  Records:  5",
         "  Receipts: 3, numbers AT-REG1-4 to AT-REG1-6",
-        "  Turnover counter: 70.00 EUR",
+        "  Turnover counter: 70,00 EUR",
         "  Closings: 3 (1 begun before this export: numbering and counter checked only)",
     ]
     assert empty.exit_code == 1

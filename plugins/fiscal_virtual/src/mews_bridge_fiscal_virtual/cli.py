@@ -122,6 +122,7 @@ def verify_command(export: Path) -> None:
     """Check an export offline, say what it covers and print the figures an auditor compares; exit 1
     naming the first broken record."""
     from .money import format_minor
+    from .profiles import PROFILES
     from .verify import VerificationError, verify_export
 
     try:
@@ -143,7 +144,8 @@ def verify_command(export: Path) -> None:
     click.echo(f"{export} is intact: register {report.register_id} ({report.profile}), {covers}.")
     click.echo(f"  Records:  {report.entries}")
     click.echo(f"  Receipts: {receipts}")
-    click.echo(f"  Turnover counter: {format_minor(report.turnover, report.currency)} {report.currency}")
+    turnover = format_minor(report.turnover, report.currency, PROFILES[report.profile].decimal_separator)
+    click.echo(f"  Turnover counter: {turnover} {report.currency}")
     click.echo(f"  Closings: {closings}")
     click.echo(f"Signing key fingerprint {report.key_fingerprint}: compare it with the registered one.")
 
