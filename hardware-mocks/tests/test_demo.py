@@ -30,7 +30,10 @@ async def test_the_demo_plays_the_day_and_ends_with_every_command_processed(tmp_
     assert "on Jana Horak's bill" in text
     assert "AstDB hotel/201: {'outside': '0'}" in text
     assert (tmp_path / "fiscal-export.zip").is_file()
-    # The registration card went to the A4 printer, the fiscal receipt to the receipt printer.
+    # The registration card went to the A4 printer, the fiscal receipts to the receipt printer.
     assert sorted(p.name for p in (tmp_path / "a4-printer").glob("*.png")) == ["job-1.png"]
-    assert sorted(p.name for p in (tmp_path / "receipts").glob("*.png")) == ["receipt-0001.png"]
+    assert sorted(p.name for p in (tmp_path / "receipts").glob("*.png")) == [
+        "receipt-0001.png",  # the fiscal machine's start receipt
+        "receipt-0002.png",  # Anna's receipt
+    ]
     assert "is intact" in text

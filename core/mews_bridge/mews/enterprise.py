@@ -40,6 +40,10 @@ class Enterprise:
     tax_environment_code: str | None
     language_code: str | None
     accounting_editable_history: timedelta | None
+    address: tuple[str, ...] = ()
+    """The property's address as printed lines (street, postal code and city, country code)."""
+    tax_identifier: str | None = None
+    """The property's tax identifier (VAT number), from ``Subscription.TaxIdentifier``."""
 
     @classmethod
     def from_configuration(cls, configuration: dict[str, Any]) -> Enterprise:
@@ -58,4 +62,12 @@ class Enterprise:
             tax_environment_code=enterprise.get("TaxEnvironmentCode"),
             language_code=enterprise.get("DefaultLanguageCode"),
             accounting_editable_history=parse_duration(history) if history else None,
+            address=_address_lines(enterprise.get("Address") or {}),
+            tax_identifier=(enterprise.get("Subscription") or {}).get("TaxIdentifier") or None,
         )
+
+
+def _address_lines(address: dict[str, Any]) -> tuple[str, ...]:
+    city = " ".join(part for part in (address.get("PostalCode"), address.get("City")) if part)
+    lines = (address.get("Line1"), address.get("Line2"), city, address.get("CountryCode"))
+    return tuple(line for line in lines if line)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 
 import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
 from mews_bridge import CommandFailed, CommandRejected, DeviceNotReady
+from mews_bridge_escpos_printer.raster import TRIM_PADDING_DOTS
 
 NAME = "Reception printer"
 
@@ -105,6 +109,44 @@ async def test_plain_text_prints_in_the_printer_font(printer_simulator, make_dri
     assert receipt.cut == "partial"
     assert receipt.text.splitlines()[:3] == ["Grand Hôtel Praha", "Room 204 — Müller", "Total: 129,00 €"]
     assert any(line.startswith("ESC t") for line in receipt.commands)
+
+
+async def test_a_multipart_document_prints_text_and_an_image_on_one_receipt(
+    printer_simulator, make_driver, printer_job, raster
+):
+    mark = Image.new("1", (96, 96), 1)
+    ImageDraw.Draw(mark).rectangle((8, 8, 87, 87), fill=0)
+    png = io.BytesIO()
+    mark.save(png, "PNG")
+    message = MIMEMultipart("mixed")
+    message.attach(MIMEText("Hotel Sonne\nTotal 17,50 €\n", "plain", "utf-8"))
+    message.attach(MIMEImage(png.getvalue(), "png"))
+    message.attach(MIMEText("Danke!\n", "plain", "utf-8"))
+    body = message.as_bytes().split(b"\n\n", 1)[1]  # FileData is what follows the headers
+    driver = await make_driver(printer_simulator.url)
+
+    await driver.execute(printer_job(body, f"multipart/mixed; boundary={message.get_boundary()}"))
+
+    (receipt,) = printer_simulator.receipts  # one cut, after the last part
+    assert receipt.text.splitlines() == ["Hotel Sonne", "Total 17,50 €", "Danke!"]
+    (expected,) = raster.expected_pages(png.getvalue(), "image/png")
+    assert raster.identical(raster.printed_images(receipt), expected)
+
+
+async def test_a_trimmed_image_keeps_a_margin_above_its_first_line(
+    printer_simulator, make_driver, printer_job
+):
+    page = Image.new("L", (576, 200), 255)
+    ImageDraw.Draw(page).rectangle((20, 40, 500, 60), fill=0)  # the first line, 40 dots below the top
+    raw = io.BytesIO()
+    page.save(raw, "PNG")
+    driver = await make_driver(printer_simulator.url)
+
+    await driver.execute(printer_job(raw.getvalue(), "image/png"))
+
+    (receipt,) = printer_simulator.receipts
+    top = ink(receipt.image()).getbbox()[1]
+    assert top == TRIM_PADDING_DOTS  # the white above is trimmed, but not all of it
 
 
 async def test_png_logo_with_transparency_prints_centred_at_its_size(

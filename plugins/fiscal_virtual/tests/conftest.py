@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import email.parser
+import email.policy
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -159,12 +162,30 @@ class FakeDevices(LocalDevices):
     def __init__(self) -> None:
         self.runs: list[tuple[str, dict]] = []
         self.fail: str | None = None
+        self.printed = asyncio.Event()
 
     async def run(self, device_name: str, data: dict[str, Any]) -> str | None:
         self.runs.append((device_name, data))
         if self.fail:
             raise CommandFailed(self.fail)
+        self.printed.set()
         return None
+
+    def texts(self) -> list[str]:
+        """The text of each printout sent (including those that failed)."""
+        return [printed_text(data) for _, data in self.runs]
+
+
+def printed_text(data: dict[str, Any]) -> str:
+    """The text parts of Printer command data (plain text, or text around a QR image)."""
+    raw = base64.b64decode(data["FileData"])
+    if data["FileType"].startswith("text/plain"):
+        return raw.decode()
+    head = f"Content-Type: {data['FileType']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.default).parsebytes(head + raw)
+    return "".join(
+        part.get_content() for part in message.iter_parts() if part.get_content_type() == "text/plain"
+    )
 
 
 @dataclass
@@ -172,6 +193,10 @@ class Enterprise:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Vienna"))
     currency: str = "EUR"
     pricing: str = "Gross"
+    name: str = "Hotel Sonne"
+    address: tuple[str, ...] = ("Hauptplatz 1", "8010 Graz", "AT")
+    tax_identifier: str | None = "ATU12345678"
+    language_code: str | None = "de-AT"
 
 
 class Clock:

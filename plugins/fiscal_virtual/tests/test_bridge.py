@@ -12,8 +12,7 @@ import uuid
 import zipfile
 
 import pytest
-import qrcode
-from PIL import ImageOps
+import zxingcpp
 
 from mews_bridge.bridge import instance_state_dir
 from mews_bridge.testing import (
@@ -25,8 +24,10 @@ from mews_bridge.testing import (
     wait_for_final_state,
     write_settings_file,
 )
+from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.profiles.base import qr_string, short_code
 from mews_bridge_fiscal_virtual.register import FiscalRegister
+from mews_bridge_mocks.escpos import PrinterSimulator
 from mews_bridge_mocks.escpos.samples import registration_card_pdf
 from mews_bridge_mocks.mews import BillPayment, LineItem
 
@@ -143,6 +144,17 @@ def fiscal_journal(state_dir):
         register.close()
 
 
+async def start_receipt_printed(bridge, printer_simulator):
+    """Wait until the start receipt is out and the printer's job has ended."""
+    await printer_simulator.wait_for_receipts(1)
+    await wait_for(lambda: not slot_status(bridge, PRINTER)["busy"], what="the start receipt's job to end")
+
+
+def fiscal_entry(state_dir, command_id):
+    with fiscal_journal(state_dir) as register:
+        return register.entry_for_command(command_id)
+
+
 def sales(register):
     return sum(entry.kind == "SALE" for entry in register.store.entries())
 
@@ -150,32 +162,17 @@ def sales(register):
 # -- the printed QR code --------------------------------------------------------------------------
 
 
-def qr_modules(text):
-    """The modules of the QR code of ``text`` (dark = True) at level M, as receipts carry it, without
-    the quiet zone."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    code.add_data(text)
-    code.make(fit=True)
-    return code.get_matrix()
+def words(receipt):
+    """The printed text lines of a receipt, without the spaces that align them."""
+    return [line.strip() for line in receipt.text.splitlines()]
 
 
-def printed_qr(receipt, size):
-    """The modules of the ``size`` x ``size`` QR code at the foot of a printed receipt (dark = True).
-
-    The symbol is the last thing printed, and its bottom-left finder pattern (7 modules of ink) gives
-    its left and bottom edges and the size of a module.
-    """
-    page = receipt.image()
-    bottom = ImageOps.invert(page.convert("L")).getbbox()[3] - 1
-    row = [page.getpixel((x, bottom)) == 0 for x in range(page.width)]
-    left = row.index(True)
-    module = (row.index(False, left) - left) / 7
-    top = bottom + 1 - size * module
-
-    def dark(column, line):
-        return page.getpixel((int(left + (column + 0.5) * module), int(top + (line + 0.5) * module))) == 0
-
-    return [[dark(column, line) for column in range(size)] for line in range(size)]
+def read_qr(receipt):
+    """The content of the one QR code on a printed receipt, read from the simulator's image by a QR
+    decoder (zxing-cpp), as a phone app or the BMF Belegcheck would read it."""
+    found = zxingcpp.read_barcodes(receipt.image().convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+    (text,) = {barcode.text for barcode in found}  # one code on the paper (found twice, it counts once)
+    return text
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -214,10 +211,69 @@ async def test_a_closed_bill_becomes_a_signed_receipt_acknowledged_in_mews_and_p
     # The code in Mews is the hash of the signed receipt data, and that data is the QR code on paper.
     signed = qr_string(entry.profile_code)
     assert short_code(entry.profile_code) == code
-    [receipt] = printer_simulator.receipts
-    expected = qr_modules(signed)
-    assert printed_qr(receipt, len(expected)) == expected
+    start, receipt = printer_simulator.receipts  # the start receipt was printed at first start
+    assert "START RECEIPT" in words(start)
+    assert read_qr(receipt) == signed
     assert receipt.cut == "full"
+    assert receipt.text.splitlines()[:14] == [
+        "",
+        "Hotel Simulator".center(48).rstrip(),
+        "Simulatorgasse 1".center(48).rstrip(),
+        "1010 Wien".center(48).rstrip(),
+        "AT".center(48).rstrip(),
+        "VAT ID ATU00000000".center(48).rstrip(),
+        "=" * 48,
+        "RECEIPT".center(48).rstrip(),
+        "-" * 48,
+        f"Register AT-REG1{'No. ' + number:>32}",
+        f"Bill {sim.bill(bill_id)['Number']:<10}{entry.payload['ts_local'].replace('T', ' '):>33}",
+        "-" * 48,
+        f"Breakfast{'€ 5,50 B':>39}",
+        f"Wine{'€ 12,00 A':>44}",
+    ]
+
+
+async def test_a_58_mm_roll_gets_a_32_column_receipt_with_long_names_wrapped_and_the_footer(
+    mews_simulator, fiscal_id, guest, state_dir, tmp_path
+):
+    sim = mews_simulator
+    suite = "Doppelzimmer Superior mit Balkon und Blick auf den Schlossberg"
+    items = [LineItem(suite, gross=120, unit_count=2, tax_codes=("AT-R",)), LineItem("Wine", gross=12)]
+    bill_id = sim.add_bill(guest, items=items, payments=[BillPayment(252)])
+    fiscal = {**FISCAL_OPTIONS, "paper_width_mm": 58, "receipt_footer": ["Danke für Ihren Besuch!"]}
+    async with PrinterSimulator(tmp_path / "roll-58", dots=384) as printer:
+        printer_options = {"connection": printer.url, "profile": "TM-T20II", "paper_width_mm": 58}
+        devices = [
+            device(FISCAL, FISCAL_MEWS, "fiscal_virtual", fiscal),
+            device(PRINTER, PRINTER_MEWS, "escpos_printer", printer_options),
+        ]
+        async with running_bridge(bridge_settings(sim, state_dir, devices=devices), entry_points=True):
+            final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, bill_id))
+            _, receipt = await printer.wait_for_receipts(2)
+
+    assert final["State"] == "Processed"
+    with fiscal_journal(state_dir) as register:
+        entry = register.entry_for_command(final["Id"])
+    lines = receipt.text.splitlines()
+    assert max(map(len, lines)) == 32
+    assert receipt.image().width == 384
+    assert f"Wine{'€ 12,00 A':>28}" in lines
+    suite_at = lines.index(f"{'2 x Doppelzimmer':<22}€ 240,00 B")  # amount and VAT letter on its first line
+    assert lines[suite_at + 1 : suite_at + 3] == [
+        "  Superior mit Balkon und Blick",
+        "  auf den Schlossberg @ 120,00",
+    ]
+    assert f"{'TOTAL':<24}{'€ 252,00':>8}" in lines
+    assert lines[lines.index(f"{'TOTAL':<24}{'€ 252,00':>8}") + 1 :][:3] == [
+        "VAT          Net     Tax   Gross",
+        "A 20%      10,00    2,00   12,00",
+        "B 10%     218,18   21,82  240,00",
+    ]
+    assert words(receipt)[-2:] == [
+        f"Verification code {short_code(entry.profile_code)}",
+        "Danke für Ihren Besuch!",
+    ]
+    assert read_qr(receipt) == qr_string(entry.profile_code)
 
 
 async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes_a_second_receipt(
@@ -237,34 +293,62 @@ async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes
     assert (done["State"], again["State"]) == ("Processed", "Processed")
     assert NOTES.fullmatch(done["Notes"])
     assert again["Notes"] == done["Notes"] + " · fiscalised earlier"
-    assert len(printer_simulator.receipts) == 1
+    assert len(printer_simulator.receipts) == 2  # the start receipt and this one
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1
 
 
-async def test_a_command_cut_off_after_its_receipt_was_signed_gets_that_receipt_at_the_next_start(
+async def test_a_restart_between_signing_and_printing_prints_the_receipt_once_marked_copy(
     mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill
 ):
     sim = mews_simulator
     bill_id = paid_bill()
     async with running_bridge(settings(shutdown_grace_s=0), entry_points=True) as bridge:
-        await instance(bridge, PRINTER).wait_loaded()
+        await start_receipt_printed(bridge, printer_simulator)
         printer_simulator.silent = True  # the receipt is signed, then printing hangs
         command_id = sim.add_fiscal_command(fiscal_id, bill_id)
         await wait_for(lambda: slot_status(bridge, PRINTER)["busy"], what="the receipt to be printing")
     # The bridge stopped in the middle of the command: Mews has no result yet.
     assert sim.command(command_id)["State"] in ("Pending", "Processing")
     with fiscal_journal(state_dir) as register:
-        signed = register.entry_for_command(command_id).receipt_number
+        signed = register.entry_for_command(command_id)
+        assert register.store.print_job(signed.seq).state == "printing"
 
     printer_simulator.silent = False
     async with running_bridge(settings(), entry_points=True):
         final = await wait_for_final_state(sim, command_id)
+        await printer_simulator.wait_for_receipts(2)
+        with fiscal_journal(state_dir) as register:
+            await wait_for(lambda: not register.store.prints_in_doubt(), what="the print queue to empty")
 
     assert final["State"] == "Processed"
-    assert NOTES.fullmatch(final["Notes"]).group(1) == signed
+    assert NOTES.fullmatch(final["Notes"]).group(1) == signed.receipt_number
+    _, receipt = printer_simulator.receipts  # the start receipt, and exactly one print of this one
+    assert f"No. {signed.receipt_number}" in receipt.text
+    # The first attempt may have reached paper: this one says it is a copy, at its head and foot.
+    assert words(receipt).count("*** COPY ***") == 2
+    assert read_qr(receipt) == qr_string(signed.profile_code)
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1
+
+
+async def test_receipts_a_printer_could_not_print_come_out_marked_copy_once_it_works_again(
+    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, monkeypatch
+):
+    monkeypatch.setattr(FiscalVirtualDriver, "print_retry_s", 0.2)
+    sim = mews_simulator
+    printer_simulator.status = "paper_out"
+    async with running_bridge(settings(), entry_points=True) as bridge:
+        final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
+        diagnostics = await instance(bridge, FISCAL).driver.diagnostics()
+        printer_simulator.status = "online"  # a new roll
+        start, receipt = await printer_simulator.wait_for_receipts(2)
+
+    assert final["Notes"].endswith(f"not printed: Paper out on {PRINTER}. Load a new roll and print again.")
+    assert [job["state"] for job in diagnostics["prints_in_doubt"]] == ["failed", "failed"]
+    assert "START RECEIPT" in words(start) and "RECEIPT" in words(receipt)
+    assert words(receipt).count("*** COPY ***") == 2  # the bridge cannot tell whether a first one came out
+    assert read_qr(receipt) == qr_string(fiscal_entry(state_dir, final["Id"]).profile_code)
 
 
 @pytest.mark.parametrize(
@@ -331,7 +415,7 @@ async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_lea
 
     assert (refused["State"], refused["Notes"]) == ("Error", notes)
     assert after["State"] == "Processed"  # the bridge and the fiscal machine carry on
-    assert len(printer_simulator.receipts) == 1
+    assert len(printer_simulator.receipts) == 2  # the start receipt and the good bill's
     with fiscal_journal(state_dir) as register:
         assert register.entry_for_command(refused["Id"]) is None
         assert register.receipt_for_bill(bill_id) is None
@@ -371,7 +455,7 @@ async def test_a_bridge_running_one_device_at_a_time_still_prints_each_receipt(
 
     assert final["State"] == "Processed"
     assert NOTES.fullmatch(final["Notes"])
-    assert len(printer_simulator.receipts) == 1
+    assert len(printer_simulator.receipts) == 2
 
 
 async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_the_receipt_and_the_printer(
@@ -382,7 +466,7 @@ async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_th
     card = base64.b64encode(registration_card_pdf(pages=1)).decode()
     bill_id = paid_bill()
     async with running_bridge(settings(), entry_points=True) as bridge:
-        await instance(bridge, PRINTER).wait_loaded()
+        await start_receipt_printed(bridge, printer_simulator)
         printer_simulator.silent = True  # a registration card is printing, slowly
         printing = sim.add_printer_command(printer_id, card)
         await wait_for(lambda: slot_status(bridge, PRINTER)["busy"], what="the card to be printing")
@@ -397,7 +481,13 @@ async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_th
 
     assert sim.command(command_id)["State"] == "Cancelled"
     assert (printed["State"], next_card["State"]) == ("Processed", "Processed")  # the printer works on
-    assert len(printer_simulator.receipts) == 2  # no receipt nobody waits for any more, printed late
+    # The receipt exists although Mews cancelled its command: it is printed all the same.
+    start, *others = printer_simulator.receipts
+    assert "START RECEIPT" in words(start)
+    cards = [receipt for receipt in others if not receipt.text]  # the cards are PDF images
+    (receipt,) = [receipt for receipt in others if receipt.text]
+    assert len(cards) == 2
+    assert "RECEIPT" in words(receipt) and "*** COPY ***" not in words(receipt)
     assert again["Notes"].endswith(" · fiscalised earlier")  # the signed receipt was kept
     with fiscal_journal(state_dir) as register:
         assert sales(register) == 1
@@ -451,3 +541,40 @@ async def test_the_journal_exports_and_verifies_from_the_command_line_and_tamper
     receipt = NOTES.match(finals[1]["Notes"]).group(1)
     assert refused[0] != 0
     assert f"{broken} is NOT intact: entries.jsonl line {line} (seq {seq}, receipt {receipt})" in refused[2]
+
+
+async def test_a_reprint_and_a_daily_closing_from_the_command_line_are_printed_by_the_running_bridge(
+    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, tmp_path
+):
+    sim = mews_simulator
+    config = write_settings_file(settings(), tmp_path / "config.toml")
+    async with running_bridge(settings(), entry_points=True):
+        final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
+        number = NOTES.match(final["Notes"]).group(1)
+        await printer_simulator.wait_for_receipts(2)
+        reprinted = await run_cli("--config", config, "fiscal", "reprint", number)
+        unknown = await run_cli("--config", config, "fiscal", "reprint", "AT-REG1-99")
+        closed = await run_cli("--config", config, "fiscal", "z-report", "--print")
+    export = tmp_path / "export.zip"
+    exported = await run_cli("--config", config, "fiscal", "export", "-o", export)
+    verified = await run_cli("--config", config, "fiscal", "verify", export)
+
+    assert reprinted.code == 0, reprinted.err
+    assert reprinted.out.splitlines() == [f"Reprint of {number} recorded (record 3).", "Printed."]
+    assert (unknown.code, unknown.err.strip()) == (
+        1,
+        "Error: There is no receipt AT-REG1-99 in this journal.",
+    )
+    assert closed.code == 0, closed.err
+    assert closed.out.splitlines()[-1] == "Printed."
+    _, original, copy, report = printer_simulator.receipts
+    copy_marks = ["*** COPY ***", next(line for line in words(copy) if line.startswith("Reprinted "))]
+    assert [line for line in words(copy) if line in copy_marks] == [*copy_marks, "*** COPY ***"]
+    assert [line for line in words(copy) if line not in copy_marks] == words(original)  # the same receipt
+    assert read_qr(copy) == read_qr(original)
+    assert {"DAILY CLOSING (Z) #1", "reprint                                      1"} <= set(words(report))
+    with fiscal_journal(state_dir) as register:
+        kinds = [entry.kind for entry in register.store.entries()]
+        assert register.store.last_receipt().receipt_number == number  # a reprint is not a receipt
+    assert kinds == ["START", "SALE", "REPRINT", "Z"]
+    assert exported.code == 0 and verified.code == 0, verified.err

@@ -17,9 +17,12 @@ from pydantic import ValidationError
 
 from mews_bridge import CommandFailed, CommandRejected, DeviceConfigError, DeviceNotReady, metrics
 from mews_bridge.mews.errors import MewsUnavailable
+from mews_bridge.testing import wait_for
+from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.journal import JOURNAL_FILE
 from mews_bridge_fiscal_virtual.keys import AES_KEY_FILE, SIGNING_KEY_FILE
 from mews_bridge_fiscal_virtual.options import FiscalOptions
+from mews_bridge_fiscal_virtual.profiles.base import short_code
 
 NOTES = re.compile(r"^Receipt AT-REG1-(\d+) · code [A-Za-z0-9_-]{11}$")
 
@@ -117,25 +120,42 @@ async def test_mews_failure_while_fetching_fails_the_command(harness, mk):
     assert driver.register.store.last().seq == 1
 
 
-async def test_receipt_is_printed_with_its_qr_code(harness, mk, sale_bill):
+async def test_receipt_is_printed_as_text_around_its_qr_code(harness, mk, sale_bill):
     driver = await harness.driver(receipt_printer="Front desk printer")
     notes = await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))
     assert NOTES.match(notes)
-    ((printer, data),) = harness.devices.runs
-    assert printer == "Front desk printer"
-    assert data["FileType"] == "image/png" and data["CopyCount"] == 1
-    assert base64.b64decode(data["FileData"]).startswith(b"\x89PNG")
+    texts = harness.devices.texts()
+    index = next(i for i, text in enumerate(texts) if "AT-REG1-2" in text)
+    printer, data = harness.devices.runs[index]
+    assert printer == "Front desk printer" and data["CopyCount"] == 1
+    assert data["FileType"].startswith("multipart/mixed; boundary=")
+    assert b"Content-Type: image/png" in base64.b64decode(data["FileData"])
+    lines = [line.strip() for line in texts[index].splitlines()]
+    assert {"Hotel Sonne", "Hauptplatz 1", "8010 Graz", "VAT ID ATU12345678", "RECEIPT"} <= set(lines)
+    assert "COPY" not in texts[index]
 
 
-async def test_print_failure_is_a_warning_and_the_receipt_stays(harness, mk, sale_bill):
+async def test_a_failed_print_is_printed_marked_copy_when_the_printer_works_again(
+    harness, mk, sale_bill, monkeypatch
+):
+    monkeypatch.setattr(FiscalVirtualDriver, "print_poll_s", 0.01)
     harness.devices.fail = "Paper out on Front desk printer"
     driver = await harness.driver(receipt_printer="Front desk printer")
     notes = await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))
     assert notes.endswith(" · not printed: Paper out on Front desk printer")
     assert driver.register.entry_for_command("cmd-1").receipt_number == "AT-REG1-2"
-    harness.devices.fail = None
     assert await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill()))) == notes.split(" · not printed")[0]
-    assert len(harness.devices.runs) == 1  # a redelivery does not print again
+    assert {job.state for job in driver.register.store.prints_in_doubt()} == {"failed"}
+
+    harness.devices.fail = None
+    failed = len(harness.devices.runs)
+    driver._print_wanted.set()  # what a successful print does: the printer works again
+    await wait_for(lambda: not driver.register.store.prints_in_doubt(), what="the printouts")
+
+    start, sale = harness.devices.texts()[failed:]
+
+    assert "No. AT-REG1-1" in start and "No. AT-REG1-2" in sale
+    assert "*** COPY ***" in start and "*** COPY ***" in sale  # the earlier attempts may be on paper
 
 
 async def test_recover_returns_the_recorded_receipt_or_runs_the_command(harness, mk, sale_bill):
@@ -164,7 +184,8 @@ async def test_cancelled_while_signing_still_reports_the_receipt(harness, mk, sa
     await asyncio.sleep(0.01)
     release.set()
     assert NOTES.match(await task).group(1) == "2"
-    assert harness.devices.runs == []  # cancelled: no time is spent printing
+    # The command was cancelled, but its receipt exists: it is printed all the same.
+    await wait_for(lambda: any("AT-REG1-2" in text for text in harness.devices.texts()), what="the receipt")
 
 
 async def test_time_never_goes_backwards(harness, mk, sale_bill):
@@ -299,3 +320,19 @@ async def test_a_tampered_journal_shows_a_broken_chain(harness, mk, sale_bill):
     db.close()
     driver = await harness.driver()
     assert (await driver.status())["chain_verified"].startswith("BROKEN: entry 2")
+async def test_a_generic_receipt_prints_its_verification_code_without_a_qr_code(harness, mk):
+    harness.enterprise = type(harness.enterprise)(
+        currency="PLN", language_code="pl-PL", tax_identifier="PL123"
+    )
+    driver = await harness.driver("Kasa", profile_options=mk.generic, receipt_printer="Drukarka")
+    items = [mk.item("i1", "Nocleg", "216.00", "PL-8", "16.00", "PLN")]
+    paid = [mk.payment("p1", "216.00", "CashPayment", "PLN")]
+    await driver.execute(mk.job("k1", mk.legacy(mk.bill("pl-1", "F/1", OrderItems=items, PaymentItems=paid))))
+
+    _, data = harness.devices.runs[-1]
+    assert data["FileType"] == "text/plain; charset=utf-8"  # nothing to scan: no image
+    lines = [line.strip() for line in harness.devices.texts()[-1].splitlines()]
+    code = driver.register.entry_for_command("k1").profile_code
+    assert f"Verification code {short_code(code)}" in lines
+    assert f"{'Nocleg':<37}216,00 zł B" in lines
+    assert f"{'B':<8}{'200,00':>13}{'16,00':>13}{'216,00':>13}" in lines  # a letter bucket is its own letter

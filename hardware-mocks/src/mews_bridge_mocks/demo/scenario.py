@@ -138,6 +138,8 @@ class Demo:
             self.say(f"Bridge connected: {len(self.bridge.instances)} devices and services ready")
             if self.bridge.http is not None and self.bridge.http.url:
                 self.say(f"Its status page: {self.bridge.http.url}/ (metrics at /metrics)")
+            (start,) = await self.printer.wait_for_receipts(1, within_s=30)
+            self.say(f"The new fiscal machine printed its start receipt (Startbeleg): {start.png_path}")
             await self.registration_card(office_id)
             await self.keys(encoder_id)
             await self.outage(encoder_id)
@@ -176,13 +178,14 @@ class Demo:
         await self.command(
             "Fiscalise bill", "Fiscal machine", self.sim.add_fiscal_command(fiscal_id, bill_id)
         )
+        self.say(f"Anna's receipt, with its QR code: {self.printer.receipts[-1].png_path}")
         export = self.out / "fiscal-export.zip"
         state = instance_state_dir(self.out / "state", "Fiscal machine")
         await self.cli("fiscal", "export", "--state-dir", str(state), "--output", str(export))
         self.written.append(export)
         verified = await self.cli("fiscal", "verify", str(export))
         self.say(
-            f"The export verifies offline: {verified.strip().splitlines()[-1] if verified.strip() else 'ok'}"
+            f"The export verifies offline: {verified.strip().splitlines()[0] if verified.strip() else 'ok'}"
         )
 
     def phone(self, room: str) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Mews documents (base64 ``FileData``) to pages a receipt printer can print, with no I/O.
 
 A page is a 1-bit Pillow image exactly as wide as the printer (white = 1, as Pillow stores mode
-"1"), or ``str`` for ``text/plain``, or None for a blank PDF page. Everything here is blocking CPU
+"1"), or ``str`` for ``text/plain``, or None for a blank PDF page. A ``multipart/mixed`` document
+(RFC 2046) is the pages of its parts one after another, cut once at the end: printer-font text
+around an image, such as a fiscal receipt with its QR code. Everything here is blocking CPU
 work: the driver calls it through ``asyncio.to_thread``, one page at a time, so memory stays at about
 one rendered page whatever the document's length.
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
+import email.policy
 import io
 import threading
 from abc import ABC, abstractmethod
@@ -34,6 +38,7 @@ FILE_TYPES = {
     "image/jpeg": "image",
     "image/jpg": "image",
     "text/plain": "text",
+    "multipart/mixed": "multipart",
 }
 MAX_PAGE_DOTS = 16000
 """Tallest page accepted, in dots (2 m of paper at 203 dpi): a guard against runaway documents."""
@@ -41,6 +46,7 @@ MAX_IMAGE_PIXELS = 40_000_000
 MAX_TRIM_ZOOM = 2.0
 """Trimming margins may enlarge a page at most this much, so a near-empty page is not blown up."""
 TRIM_PADDING_DOTS = 8
+"""White kept above and below trimmed content, so its first line never starts at the paper's edge."""
 PREVIEW_FRACTION = 4
 """Margins are found on a preview rendered at 1/4 of the printer's width."""
 DOT_GAIN_GAMMA = 0.8
@@ -120,6 +126,8 @@ def open_document(raw: bytes, file_type: str, settings: RasterSettings) -> Docum
         return ImageDocument(raw, settings)
     if family == "text":
         return TextDocument(raw, params.get("charset"))
+    if family == "multipart":
+        return MultipartDocument(raw, params.get("boundary"), settings)
     raise DocumentError(f"file type {file_type!r} is not supported (PDF, PNG, JPEG or plain text)")
 
 
@@ -142,11 +150,12 @@ def _fit_width(bitmap: Image.Image, dots: int) -> Image.Image:
     return canvas
 
 
-def _content_rows(gray: Image.Image) -> tuple[int, int] | None:
+def _ink_box(gray: Image.Image) -> tuple[int, int, int, int] | None:
+    """The content's box, with :data:`TRIM_PADDING_DOTS` of the white above and below kept."""
     box = gray.point(_NON_WHITE).getbbox()
     if box is None:
         return None
-    return max(box[1] - TRIM_PADDING_DOTS, 0), min(box[3] + TRIM_PADDING_DOTS, gray.height)
+    return box[0], max(box[1] - TRIM_PADDING_DOTS, 0), box[2], min(box[3] + TRIM_PADDING_DOTS, gray.height)
 
 
 class PdfDocument(Document):
@@ -216,10 +225,10 @@ class PdfDocument(Document):
             finally:
                 page.close()
         if self._settings.trim:
-            rows = _content_rows(gray)
-            if rows is None:
+            box = _ink_box(gray)
+            if box is None:
                 return None
-            gray = gray.crop((0, rows[0], gray.width, rows[1]))
+            gray = gray.crop((0, box[1], gray.width, box[3]))
         return _fit_width(to_bitmap(gray, self._settings.dither), self._settings.dots)
 
     def close(self) -> None:
@@ -271,7 +280,7 @@ class ImageDocument(Document):
         gray = _flatten(image)
         dots = self._settings.dots
         if self._settings.trim:
-            box = gray.point(_NON_WHITE).getbbox()
+            box = _ink_box(gray)
             if box is None:
                 return None
             gray = gray.crop(box)
@@ -317,3 +326,49 @@ def _decode_text(raw: bytes, charset: str | None) -> str:
     except UnicodeDecodeError:
         # Mews' own connector runs on Windows: undeclared non-UTF-8 text is most likely cp1252.
         return raw.decode("cp1252", errors="replace")
+
+
+class MultipartDocument(Document):
+    """``multipart/mixed``: each part (PDF, PNG, JPEG or text) printed in turn, with no cut between."""
+
+    def __init__(self, raw: bytes, boundary: str | None, settings: RasterSettings) -> None:
+        if not boundary:
+            raise DocumentError("the multipart document has no boundary")
+        head = f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode()
+        message = email.parser.BytesParser(policy=email.policy.default).parsebytes(head + raw)
+        parts = list(message.iter_parts())  # type: ignore[attr-defined]
+        if not parts:
+            raise DocumentError("the multipart document has no parts")
+        if len(parts) > settings.max_pages:
+            raise DocumentError(
+                f"the document has {len(parts)} parts; at most {settings.max_pages} are printed"
+            )
+        self._pages: list[tuple[Document, int]] = []
+        self._documents: list[Document] = []
+        try:
+            for part in parts:
+                kind = part.get_content_type()
+                if FILE_TYPES.get(kind) in (None, "multipart"):
+                    raise DocumentError(f"a part of type {kind!r} cannot be printed")
+                data = part.get_payload(decode=True) or b""
+                charset = part.get_content_charset()
+                document = open_document(data, f"{kind}; charset={charset}" if charset else kind, settings)
+                self._documents.append(document)
+                self._pages += [(document, index) for index in range(document.page_count)]
+        except BaseException:
+            self.close()
+            raise
+        self.page_count = len(self._pages)
+        if self.page_count > settings.max_pages:
+            self.close()
+            raise DocumentError(
+                f"the document has {self.page_count} pages; at most {settings.max_pages} are printed"
+            )
+
+    def page(self, index: int) -> Page:
+        document, page = self._pages[index]
+        return document.page(page)
+
+    def close(self) -> None:
+        for document in self._documents:
+            document.close()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mews_bridge.mews.models import Bill, FiscalMachineData
 
 from .journal import Entry, plain_json
-from .money import Breakdown, BreakdownError, TaxMap, bill_breakdown, check_balance
+from .money import Breakdown, BreakdownError, TaxMap, bill_breakdown, check_balance, item_lines
 from .register import ReceiptDraft
 
 if TYPE_CHECKING:
@@ -44,7 +44,9 @@ _PERSONAL_KEYS = frozenset(
 )
 _ITEM_ARRAYS = ("OrderItems", "PaymentItems", "Revenue", "Payments")
 # What the evidence keeps of an order item or payment: enough to recompute the receipt.
-_ITEM_FIELDS = ("Id", "BillId", "BillingName", "Type", "AccountingState", "State", "Amount", "ConsumedUtc")
+_ITEM_FIELDS = (
+    "Id", "BillId", "BillingName", "Type", "AccountingState", "State", "UnitCount", "Amount", "ConsumedUtc"
+)  # fmt: skip
 
 
 class FiscalBill(Bill):
@@ -152,7 +154,32 @@ def build_draft(
         raise BreakdownError(f"{what} is a {correction} but its total is positive.")
     if breakdown.is_zero():  # a null receipt carries no amounts, not even a change of payments
         return ReceiptDraft("NULL", empty, ref, original_number, note)
-    return ReceiptDraft("TRAINING" if training else kind, breakdown, ref, original_number, note)
+    lines = item_lines(items, currency=currency, tax_map=tax_map)
+    if original is not None and correction in ("Cancellation", "Edit"):
+        lines = (lines if correction == "Edit" else []) + _negated_lines(original)
+    return ReceiptDraft(
+        "TRAINING" if training else kind, breakdown, ref, original_number, note, _matching(lines, breakdown)
+    )
+
+
+def _negated_lines(entry: Entry) -> list[dict[str, Any]]:
+    return [
+        {**line, "unit": -line["unit"], "amount": -line["amount"]}
+        for line in entry.payload.get("lines") or []
+    ]
+
+
+def _matching(lines: list[dict[str, Any]], breakdown: Breakdown) -> list[dict[str, Any]]:
+    """``lines`` if they add up to the receipt's buckets, else one line per bucket (the amounts rule)."""
+    sums: dict[str, int] = {}
+    for line in lines:
+        sums[line["bucket"]] = sums.get(line["bucket"], 0) + line["amount"]
+    if {k: v for k, v in sums.items() if v} == _gross(breakdown):
+        return lines
+    return [
+        {"name": bucket, "quantity": 1, "unit": totals.gross, "amount": totals.gross, "bucket": bucket}
+        for bucket, totals in breakdown.buckets.items()
+    ]
 
 
 def _gross(breakdown: Breakdown) -> dict[str, int]:

@@ -5,12 +5,20 @@ journal (a redelivered command returns its receipt), read the bill's lines, deri
 then number, sign and commit it in one transaction, and only then print and return the Notes that
 acknowledge it. A crash after the commit is harmless: :meth:`recover` (and :meth:`execute`) find
 the receipt by command id and return the same Notes.
+
+Nothing is left unprinted: the receipt's printout is queued in the same transaction that records it,
+and its state (pending, printing, printed, failed, unknown) is kept beside the journal. A printer
+that fails, a restart in the middle of a print, or Mews cancelling the command leaves the printout
+in doubt; the print queue prints it at the next start, when the printer works again (after any
+successful print, and every :attr:`FiscalVirtualDriver.print_retry_s`), marked "COPY" when an
+earlier attempt may have reached paper. Reprints and closings asked for on the command line are
+queued in the journal the same way and picked up within :attr:`FiscalVirtualDriver.print_poll_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,7 +49,8 @@ from .bill import (
     fetch_bill_lines,
 )
 from .closing import next_day_change
-from .journal import Entry
+from .journal import CLOSING_KINDS, REPRINT, Entry, PrintJob
+from .layout import PrintedReceipt, ReceiptStyle, babel_locale, closing_report, receipt
 from .money import Breakdown, BreakdownError, TaxMap, format_minor, to_minor
 from .options import FiscalOptions
 from .printing import print_data
@@ -56,6 +65,9 @@ _KIND_LABELS = {
     "TRAINING": "Training receipt",
     "NULL": "Null receipt",
 }
+PRINTED_KINDS = frozenset({"START", "SALE", "REFUND", "STORNO", "TRAINING", "NULL", "YEAR"})
+"""Printed whenever a receipt printer is set: every receipt, the start receipt (to be checked with
+the BMF app) and the yearly null receipt (RKSV: printed and checked)."""
 
 
 def utc_now() -> datetime:
@@ -88,6 +100,10 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
     command_data = FiscalCommandData
     schedule_margin_s: ClassVar[float] = 1.0
     """How long after the business day changes the scheduled closing runs."""
+    print_retry_s: ClassVar[float] = 60.0
+    """How often printouts in doubt are tried again while the printer fails."""
+    print_poll_s: ClassVar[float] = 2.0
+    """How often the journal is checked for printouts queued from the command line."""
 
     def __init__(self, ctx: InstanceContext, options: FiscalOptions) -> None:
         super().__init__(ctx, options)
@@ -95,6 +111,12 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         self.clock: Callable[[], datetime] = utc_now
         self._tax_map = TaxMap(options.tax_map)
         self._chain: str = "not checked yet"
+        self._style: ReceiptStyle | None = None
+        self._print_lock = asyncio.Lock()
+        self._print_wanted = asyncio.Event()
+        self._retry_at = 0.0
+        """Event-loop time before which printouts that failed are not tried again (unless wanted)."""
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -105,13 +127,21 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             self.register = await asyncio.to_thread(FiscalRegister.open, state_dir, config)
         except RegisterError as exc:
             raise DeviceConfigError(str(exc)) from None
+        if self.options.receipt_printer:
+            kinds = PRINTED_KINDS | (CLOSING_KINDS if self.options.print_closings else frozenset())
+            self.register.print_kinds = kinds
         try:
             started = await asyncio.to_thread(self.register.start, self.clock())
             await self.close_due()  # closings missed while the bridge was down
             broken = await asyncio.to_thread(self.register.check_chain)
+            cut_off = await asyncio.to_thread(self.register.store.prints_cut_off)
         except BaseException:
             await self.unload()
             raise
+        if cut_off:
+            self.ctx.logger.warning(
+                "%d receipt print(s) were cut off by a restart: printing them as copies", cut_off
+            )
         if started is not None:
             self.ctx.logger.info(
                 "Fiscal register %s started: start receipt %s, key %s",
@@ -123,12 +153,26 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             self.ctx.logger.error("The fiscal journal's hash chain is broken: %s", broken)
         checked = self.clock().isoformat(timespec="seconds")
         self._chain = f"BROKEN: {broken}" if broken else f"intact (checked {checked})"
-        self.ctx.create_task(self._closing_schedule(), "fiscal closings")
+        self._spawn(self._closing_schedule(), "fiscal closings")
+        if self.options.receipt_printer:
+            self._spawn(self._print_queue(), "receipt print queue")
 
     async def unload(self) -> None:
+        # Stop the schedule and the printing before the journal closes under them (a print cut off
+        # here stays "printing" and comes out as a copy at the next start).
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.register is not None:
             await asyncio.to_thread(self.register.close)
             self.register = None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = self.ctx.create_task(coroutine, name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def diagnostics(self) -> dict[str, Any]:
         o = self.options
@@ -147,6 +191,10 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 "key_fingerprint": self.register.keys.fingerprint,
                 "journal": str(self.register.store.path),
                 **await asyncio.to_thread(self.register.status),
+                "prints_in_doubt": [
+                    {"seq": job.seq, "state": job.state, "attempts": job.attempts, "error": job.error}
+                    for job in await asyncio.to_thread(self.register.store.prints_in_doubt)
+                ],
             }
         return info
 
@@ -245,8 +293,14 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         notes = receipt_notes(entry, earlier=not created)
         if created:
             metrics.fiscal_receipt(self.ctx.name)
-        if created and self.options.receipt_printer and not cancelled:
-            notes += await self._print(entry)
+        if created and self.options.receipt_printer:
+            # The printout was queued with the receipt; print it now, in a task of its own that a
+            # cancelled command does not stop (the receipt exists, so it is printed).
+            printing = self._spawn(
+                self._print(entry.seq, again=False), f"print receipt {entry.receipt_number}"
+            )
+            if not cancelled:
+                notes += (await asyncio.shield(printing))[1]
         return notes
 
     async def recover(self, job: CommandJob[Any]) -> str | None:
@@ -306,22 +360,115 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             payments if payments is not None else fetched_payments
         )
 
-    async def _print(self, entry: Entry) -> str:
-        """Print the receipt; a failure becomes a warning in the Notes, never a lost receipt."""
+    # -- printing ----------------------------------------------------------------------------------
+
+    async def _print(self, seq: int, *, again: bool) -> tuple[bool | None, str]:
+        """Print the queued printout of entry ``seq`` unless it is on paper already, or was tried
+        already and not ``again``. Whether it printed (None: not tried now), and what to add to the
+        Notes (a warning, never an error: the receipt stays either way)."""
         printer = self.options.receipt_printer
         assert printer is not None
+        register = self._register()
+        async with self._print_lock:
+            job = await asyncio.to_thread(register.store.print_job, seq)
+            if job is None or job.state == "printed":
+                return True, ""
+            if job.state != "pending" and not again:
+                return None, f" · not printed: {job.error}"
+            try:
+                data = await asyncio.to_thread(print_data, await self._printout(job))
+            except Exception as exc:
+                self.ctx.logger.error("Receipt print of record %s cannot be laid out", seq, exc_info=exc)
+                error = f"the receipt could not be laid out ({type(exc).__name__})"
+                await asyncio.to_thread(register.store.set_print_state, seq, "failed", error)
+                return False, f" · not printed: {error}"
+            await asyncio.to_thread(register.store.set_print_state, seq, "printing")
+            try:
+                async with asyncio.timeout(PRINT_TIMEOUT_S):
+                    warning = await self.ctx.devices.run(printer, data)
+            except (CommandError, Exception) as exc:
+                if isinstance(exc, CommandError):
+                    state, error = "failed", exc.notes
+                elif isinstance(exc, TimeoutError):
+                    state, error = "unknown", f"{printer} did not answer"
+                else:
+                    self.ctx.logger.error("Printing record %s failed", seq, exc_info=exc)
+                    state, error = "unknown", f"{printer} failed ({type(exc).__name__})"
+                await asyncio.to_thread(register.store.set_print_state, seq, state, error)
+                self._retry_at = asyncio.get_running_loop().time() + self.print_retry_s
+                return False, f" · not printed: {error}"
+            await asyncio.to_thread(register.store.set_print_state, seq, "printed")
+        self._print_wanted.set()  # the printer works: print what is in doubt
+        return True, f" · {warning}" if warning else ""
+
+    async def _printout(self, job: PrintJob) -> PrintedReceipt:
+        """What to print for a queued printout: a receipt, a copy, or a closing report."""
+        store = self._register().store
+        entry = await asyncio.to_thread(store.by_seq, job.seq)
+        assert entry is not None
+        style = await self._receipt_style()
+        p = entry.payload
+        if entry.kind == REPRINT:
+            original = await asyncio.to_thread(store.by_seq, p["reprint"]["seq"])
+            assert original is not None
+            copy_note = f"Reprinted {p['ts_local'].replace('T', ' ')}"
+            return receipt(original.payload, style, copy=copy_note)
+        copy_note = "Printed again after a failed print" if job.maybe_on_paper else None
+        if entry.kind == "Z":
+            return PrintedReceipt(closing_report(p, style, copy=copy_note), None, [])
+        printed = receipt(p, style, copy=copy_note)
+        if entry.kind in CLOSING_KINDS:  # the monthly or yearly null receipt carries its closing
+            closing = closing_report(p, style, header=False)
+            return PrintedReceipt(printed.top, printed.qr, closing + printed.bottom)
+        return printed
+
+    async def _receipt_style(self) -> ReceiptStyle:
+        """The receipt's header from Mews' configuration (read once), and the options."""
+        if self._style is not None:
+            return self._style
+        o, profile = self.options, self._register().profile
         try:
-            data = await asyncio.to_thread(print_data, entry, self._register().profile)
-            async with asyncio.timeout(PRINT_TIMEOUT_S):
-                await self.ctx.devices.run(printer, data)
-        except CommandError as exc:
-            return f" · not printed: {exc.notes}"
-        except TimeoutError:
-            return f" · not printed: {printer} did not answer"
-        except Exception as exc:
-            self.ctx.logger.error("Printing receipt %s failed", entry.receipt_number, exc_info=exc)
-            return f" · not printed ({type(exc).__name__})"
-        return ""
+            enterprise = await self.ctx.enterprise()
+        except Exception as exc:  # print without the property's details rather than not at all
+            self.ctx.logger.warning("The property's name and address cannot be read from Mews: %s", exc)
+            enterprise = None
+        header = o.receipt_header
+        if header is None and enterprise is not None:
+            header = [enterprise.name, *enterprise.address]
+        style = ReceiptStyle(
+            header=tuple(line for line in header or () if line),
+            tax_identifier=o.tax_identifier or (enterprise.tax_identifier if enterprise else None),
+            footer=tuple(o.receipt_footer),
+            columns=o.columns,
+            locale=babel_locale(enterprise.language_code if enterprise else None),
+            kind_words={
+                kind: words for kind in PRINTED_KINDS | CLOSING_KINDS if (words := profile.kind_label(kind))
+            },
+            bucket_labels=profile.bucket_labels,
+            bucket_order=profile.buckets,
+            qr_code=profile.has_qr_code,
+        )
+        if enterprise is not None or o.receipt_header is not None:
+            self._style = style
+        return style
+
+    async def _print_queue(self) -> None:
+        """Print what is in doubt: at start, when the printer works again, and what the CLI queued."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wanted = self._print_wanted.is_set()
+            self._print_wanted.clear()
+            # Printouts that failed wait for the printer to come back (or for the next retry).
+            again = wanted or loop.time() >= self._retry_at
+            for job in await asyncio.to_thread(self._register().store.prints_in_doubt):
+                printed, _ = await self._print(job.seq, again=again)
+                if printed is False:
+                    break
+            try:
+                async with asyncio.timeout(self.print_poll_s):
+                    await self._print_wanted.wait()
+            except TimeoutError:
+                pass
 
     # -- closings ----------------------------------------------------------------------------------
 

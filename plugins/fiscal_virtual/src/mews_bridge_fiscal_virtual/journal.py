@@ -29,6 +29,11 @@ CLOSING_KINDS = frozenset({"Z", "MONTH", "YEAR"})
 RECEIPT_KINDS = frozenset({"START", "SALE", "REFUND", "STORNO", "TRAINING", "NULL", "MONTH", "YEAR"})
 TURNOVER_KINDS = frozenset({"SALE", "REFUND", "STORNO"})
 """Kinds whose amounts move the turnover counter (RKSV: standard and storno receipts)."""
+REPRINT = "REPRINT"
+"""A receipt printed again on request: a signed record that is not a receipt (no number, no amounts)."""
+PRINT_STATES = ("pending", "printing", "printed", "failed", "unknown")
+"""A printout's state: waiting, being printed, on paper, refused by the printer, or cut off (a
+restart or a printer that never answered) so that part of it may be on paper."""
 JOURNAL_FILE = "fiscal-journal.sqlite3"
 
 _SCHEMA = """
@@ -67,6 +72,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS fiscal_entries_bill ON fiscal_entries (device_
 CREATE UNIQUE INDEX IF NOT EXISTS fiscal_entries_receipt ON fiscal_entries (device_id, receipt_counter)
     WHERE receipt_counter IS NOT NULL;
 CREATE INDEX IF NOT EXISTS fiscal_entries_kind ON fiscal_entries (device_id, kind, seq);
+CREATE TABLE IF NOT EXISTS fiscal_prints (
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    copy INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (device_id, seq)
+);
 CREATE TRIGGER IF NOT EXISTS fiscal_entries_no_update BEFORE UPDATE ON fiscal_entries
 BEGIN SELECT RAISE(ABORT, 'the fiscal journal is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS fiscal_entries_no_delete BEFORE DELETE ON fiscal_entries
@@ -276,6 +290,12 @@ class JournalStore:
     def last_of_kind(self, kind: str) -> Entry | None:
         return self._one("kind = ?", (kind,), "ORDER BY seq DESC")
 
+    def last_of_kind_before(self, kind: str, seq: int) -> Entry | None:
+        return self._one("kind = ? AND seq < ?", (kind, seq), "ORDER BY seq DESC")
+
+    def last_receipt_before(self, seq: int) -> Entry | None:
+        return self._one("receipt_counter IS NOT NULL AND seq < ?", (seq,), "ORDER BY receipt_counter DESC")
+
     def last_open(self, after_seq: int) -> Entry | None:
         """The newest entry after ``after_seq`` that is not a closing (one a daily closing must cover)."""
         return self._one("seq > ? AND kind NOT IN ('Z', 'MONTH', 'YEAR')", (after_seq,), "ORDER BY seq DESC")
@@ -322,6 +342,74 @@ class JournalStore:
                 "totals": json.loads(totals),
                 "payments": json.loads(payments),
             }
+
+    # -- printouts: operational state beside the journal, outside the hash chain ---------------------
+
+    def queue_print(self, seq: int, *, copy: bool = False) -> None:
+        """Ask for entry ``seq`` to be printed (once); ``copy`` marks it as a copy on paper."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO fiscal_prints (device_id, seq, state, copy) VALUES (?, ?, 'pending', ?)",
+                (self.device_id, seq, int(copy)),
+            )
+
+    def print_job(self, seq: int) -> PrintJob | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT seq, state, copy, attempts, error FROM fiscal_prints WHERE device_id = ? AND seq = ?",
+                (self.device_id, seq),
+            ).fetchone()
+        return PrintJob(*row) if row else None
+
+    def prints_in_doubt(self) -> list[PrintJob]:
+        """Printouts not known to be on paper, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, state, copy, attempts, error FROM fiscal_prints"
+                " WHERE device_id = ? AND state != 'printed' ORDER BY seq",
+                (self.device_id,),
+            ).fetchall()
+        return [PrintJob(*row) for row in rows]
+
+    def set_print_state(self, seq: int, state: str, error: str | None = None) -> None:
+        """Record a printout's state; ``printing`` counts an attempt. Committed at once."""
+        assert state in PRINT_STATES
+        with self._lock:
+            self._db.execute(
+                "UPDATE fiscal_prints SET state = ?, error = ?, attempts = attempts + ?"
+                " WHERE device_id = ? AND seq = ?",
+                (state, error, int(state == "printing"), self.device_id, seq),
+            )
+
+    def prints_cut_off(self) -> int:
+        """At start: printouts that were being printed when the bridge stopped become ``unknown``."""
+        with self._lock:
+            return self._db.execute(
+                "UPDATE fiscal_prints SET state = 'unknown' WHERE device_id = ? AND state = 'printing'",
+                (self.device_id,),
+            ).rowcount
+
+    def by_seq(self, seq: int) -> Entry | None:
+        return self._one("seq = ?", (seq,))
+
+    def by_receipt_counter(self, counter: int) -> Entry | None:
+        return self._one("receipt_counter = ?", (counter,))
+
+
+@dataclass(frozen=True)
+class PrintJob:
+    """A printout of a journal entry and where it stands."""
+
+    seq: int
+    state: str
+    copy: bool
+    attempts: int
+    error: str | None
+
+    @property
+    def maybe_on_paper(self) -> bool:
+        """An earlier attempt may have put (part of) it on paper: print it again marked as a copy."""
+        return bool(self.copy) or self.state in ("printing", "failed", "unknown")
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

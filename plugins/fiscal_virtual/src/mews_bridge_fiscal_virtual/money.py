@@ -305,3 +305,31 @@ def _payment(payment: Mapping[str, Any], currency: str) -> tuple[str, int]:
         return method, -to_minor(to_decimal(_first(amount, "GrossValue", "Value")), currency)
     except ValueError as exc:
         raise BreakdownError(f"{label}: {exc}.") from None
+
+
+def item_lines(items: Iterable[Mapping[str, Any]], *, currency: str, tax_map: TaxMap) -> list[dict[str, Any]]:
+    """The lines a printed receipt lists: one per item and tax bucket, in minor units.
+
+    ``quantity`` and ``unit`` (price per unit) are given when the item has one bucket and its amount
+    divides evenly by its unit count; ``name`` is what Mews prints on the bill.
+    """
+    lines = []
+    for item in items:
+        if item.get("AccountingState") in _SKIPPED_ITEM_STATES:
+            continue
+        parts = _item_parts(item, currency, tax_map)
+        name = str(item.get("BillingName") or item.get("Name") or item.get("Type") or "Item")
+        count = item.get("UnitCount")
+        count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+        for bucket, gross, _ in parts:
+            whole = len(parts) == 1 and gross % count == 0
+            lines.append(
+                {
+                    "name": name,
+                    "quantity": count if whole else 1,
+                    "unit": gross // count if whole else gross,
+                    "amount": gross,
+                    "bucket": bucket,
+                }
+            )
+    return lines

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mews_bridge.option_types import TimeZoneName
 
+from .layout import COLUMNS
 from .profiles import PROFILES
 
 
@@ -35,6 +36,18 @@ class FiscalOptions(BaseModel):
     (19 %, 4.9 %). Generic: any short name, such as the Polish VAT letters ``A``-``G``."""
     receipt_printer: str | None = None
     """Name of a configured printer device that prints each receipt with its QR code."""
+    paper_width_mm: Literal[58, 80] = 80
+    """The receipt printer's roll: 80 mm (48 characters a line) or 58 mm (32)."""
+    receipt_columns: int | None = Field(None, ge=24, le=64)
+    """Characters per line, when the roll width does not tell (42 on an Epson TM-T88 with 80 mm)."""
+    receipt_header: list[str] | None = None
+    """Lines at the head of each receipt instead of the property's name and address from Mews."""
+    tax_identifier: str | None = None
+    """The VAT number printed on receipts; default: the property's from Mews."""
+    receipt_footer: list[str] = Field(default_factory=list)
+    """Lines at the foot of each receipt ("Thank you for staying with us")."""
+    print_closings: bool = False
+    """Print each daily (Z), monthly and yearly closing on the receipt printer when it is written."""
     key_id: str | None = Field(None, pattern=r"^[^_\s]{1,64}$")
     """RKSV field 11, required for ``rksv``: certificate serial, or for a closed system (``AT0``)
     ``U:<UID>-<key>`` (``U:ATU12345678-K1``), ``S:<tax number>-…`` or ``G:<GLN>-…``."""
@@ -67,3 +80,7 @@ class FiscalOptions(BaseModel):
     @property
     def cutoff_text(self) -> str:
         return self.day_cutoff.strftime("%H:%M")
+
+    @property
+    def columns(self) -> int:
+        return self.receipt_columns or COLUMNS[self.paper_width_mm]

@@ -1,61 +1,48 @@
-"""The printed receipt: a few text lines and the QR code of the signed receipt data.
+"""What goes to the receipt printer: Printer command data (as Mews would send it) for a printed receipt.
 
-It goes to a configured printer device as a PNG (58 mm wide, 384 dots) when ``qrcode`` and Pillow
-are installed, else as plain text carrying the QR string itself.
+The text is printed in the printer's own font (sharp, and a few hundred bytes instead of a bitmap of
+the whole receipt), with the QR code as a PNG between the two text parts: one ``multipart/mixed``
+document that the printer prints on one receipt and cuts once. Without ``qrcode`` and Pillow (the
+``print`` extra) the QR code's content is printed as text, which still verifies.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from typing import Any
 
-from .journal import Entry
-from .money import format_minor
-from .profiles import Profile
-from .profiles.base import qr_string, short_code
+from .layout import PrintedReceipt
+from .profiles.base import qr_string
 
-WIDTH = 384
-_MARGIN = 8
+QR_MODULE_DOTS = 4
+"""Dots per QR module: a 4 dot (0.5 mm) module scans reliably from thermal paper."""
 
 
-def receipt_lines(entry: Entry, profile: Profile) -> list[str]:
-    p = entry.payload
-    currency, sep = p["currency"], profile.decimal_separator
-
-    def amount(minor: int) -> str:
-        return format_minor(minor, currency, sep)
-
-    lines = [
-        p["register_id"],
-        f"Receipt {p['receipt_number']}",
-        f"{p['ts_local'].replace('T', ' ')} ({p['tz']})",
-    ]
-    if p.get("bill") and p["bill"].get("number"):
-        lines.append(f"Bill {p['bill']['number']}")
-    if label := profile.kind_label(p["kind"]):
-        lines.append(label)
-    if p.get("corrected_receipt"):
-        lines.append(f"Corrects {p['corrected_receipt']}")
-    for bucket, totals in p["totals"].items():
-        lines.append(f"{bucket:<12}{amount(totals['gross']):>14}")
-    total = sum(t["gross"] for t in p["totals"].values())
-    lines.append(f"{'Total':<12}{amount(total):>14} {currency}")
-    for method, paid in p["payments"].items():
-        lines.append(f"{method[:20]:<20}{amount(paid):>10}")
-    if p.get("profile_code"):
-        lines.append(f"Code {short_code(p['profile_code'])}")
-    return lines
+def print_data(printed: PrintedReceipt) -> dict[str, Any]:
+    """The ``Printer`` command data of a printed receipt (what ``ctx.devices.run`` takes)."""
+    qr = qr_string(printed.qr) if printed.qr else None
+    png = _qr_png(qr) if qr else None
+    if png is None:
+        top = printed.top + ([qr] if qr else [])
+        return _data("text/plain; charset=utf-8", "\n".join([*top, *printed.bottom]).encode() + b"\n")
+    message = MIMEMultipart("mixed")
+    message.attach(MIMEText("\n".join(printed.top) + "\n", "plain", "utf-8"))
+    message.attach(MIMEImage(png, "png"))
+    message.attach(MIMEText("\n".join(printed.bottom) + "\n", "plain", "utf-8"))
+    body = message.as_bytes().split(b"\n\n", 1)[1]  # the document is what follows the headers
+    return _data(f'multipart/mixed; boundary="{message.get_boundary()}"', body)
 
 
-def print_data(entry: Entry, profile: Profile) -> dict[str, Any]:
-    """The Printer command data for a receipt (what ``ctx.devices.run`` takes)."""
-    lines = receipt_lines(entry, profile)
-    qr = qr_string(entry.payload["profile_code"])
-    try:
-        file_type, data = "image/png", _png(lines, qr)
-    except ImportError:  # the printing extras are not installed: the QR string as text still verifies
-        file_type, data = "text/plain", ("\n".join([*lines, "", qr]) + "\n").encode()
+def text_data(lines: list[str]) -> dict[str, Any]:
+    """A plain-text printout (a closing report)."""
+    return _data("text/plain; charset=utf-8", ("\n".join(lines) + "\n").encode())
+
+
+def _data(file_type: str, data: bytes) -> dict[str, Any]:
     return {
         "CopyCount": 1,
         "FileType": file_type,
@@ -66,28 +53,15 @@ def print_data(entry: Entry, profile: Profile) -> dict[str, Any]:
     }
 
 
-def _png(lines: list[str], qr: str) -> bytes:
-    import qrcode
-    from PIL import Image, ImageDraw, ImageFont
-
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
-    code.add_data(qr)
+def _qr_png(content: str) -> bytes | None:
+    try:
+        import qrcode
+        from qrcode.image.pil import PilImage
+    except ImportError:
+        return None
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=QR_MODULE_DOTS)
+    code.add_data(content)
     code.make(fit=True)
-    matrix = code.get_matrix()
-    modules = len(matrix)
-    scale = max(1, (WIDTH - 2 * _MARGIN) // modules)
-    symbol = Image.new("L", (modules, modules))
-    symbol.putdata([0 if dark else 255 for row in matrix for dark in row])
-    symbol = symbol.resize((modules * scale, modules * scale), Image.Resampling.NEAREST)
-
-    font = ImageFont.load_default(18)
-    line_height = 24
-    height = _MARGIN * 3 + line_height * len(lines) + symbol.height
-    page = Image.new("L", (WIDTH, height), 255)
-    draw = ImageDraw.Draw(page)
-    for index, line in enumerate(lines):
-        draw.text((_MARGIN, _MARGIN + index * line_height), line, fill=0, font=font)
-    page.paste(symbol, ((WIDTH - symbol.width) // 2, _MARGIN * 2 + line_height * len(lines)))
     out = io.BytesIO()
-    page.convert("1").save(out, format="PNG", optimize=True)
+    code.make_image(image_factory=PilImage).save(out)
     return out.getvalue()

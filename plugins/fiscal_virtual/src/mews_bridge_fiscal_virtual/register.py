@@ -21,6 +21,7 @@ from .journal import (
     GENESIS_HASH,
     JOURNAL_FILE,
     RECEIPT_KINDS,
+    REPRINT,
     TURNOVER_KINDS,
     Entry,
     JournalStore,
@@ -74,6 +75,8 @@ class ReceiptDraft:
     bill: dict[str, Any] | None = None
     corrected_receipt: str | None = None
     note: str | None = None
+    lines: list[dict[str, Any]] | None = None
+    """What the printed receipt lists: name, quantity, unit price, amount and bucket per line."""
 
 
 @dataclass
@@ -107,6 +110,8 @@ class FiscalRegister:
         self.store = store
         self.keys = keys
         self.config = config
+        self.print_kinds: frozenset[str] = frozenset()
+        """Kinds of entry queued for printing as they are written (in the same transaction)."""
         self.tz = ZoneInfo(config.timezone)
         self.profile = make_profile(
             config.profile,
@@ -171,6 +176,11 @@ class FiscalRegister:
     def receipt_for_bill(self, bill_id: str) -> Entry | None:
         return self.store.by_bill(bill_id)
 
+    def receipt_by_number(self, number: str) -> Entry | None:
+        """A receipt by its number (``AT-REG1-42``, or just ``42``)."""
+        counter = number.removeprefix(f"{self.config.register_id}-")
+        return self.store.by_receipt_counter(int(counter)) if counter.isdigit() else None
+
     def status(self) -> dict[str, Any]:
         last, receipt, z = self.store.last(), self.store.last_receipt(), self.store.last_of_kind("Z")
         return {
@@ -232,9 +242,28 @@ class FiscalRegister:
                 breakdown=draft.breakdown,
                 command_id=command_id,
                 raw=raw,
-                extra={"bill": draft.bill, "corrected_receipt": draft.corrected_receipt, "note": draft.note},
+                extra={
+                    "bill": draft.bill,
+                    "corrected_receipt": draft.corrected_receipt,
+                    "note": draft.note,
+                    "lines": draft.lines,
+                },
             )
             return entry, True
+
+    def reprint(self, number: str, now: datetime) -> Entry:
+        """Record that receipt ``number`` is printed again (a signed record, not a receipt) and queue
+        the copy for the printer."""
+        with self.store.write():
+            original = self.receipt_by_number(number)
+            if original is None:
+                raise RegisterError(f"There is no receipt {number} in this journal.")
+            chain = self._chain()
+            self._write_due(chain, now)
+            reprint = {"receipt_number": original.receipt_number, "seq": original.seq}
+            entry = self._append(chain, now, REPRINT, extra={"reprint": reprint})
+            self.store.queue_print(entry.seq, copy=True)
+            return entry
 
     def close_due(self, now: datetime) -> list[Entry]:
         """Write the closings whose period has ended (scheduled, and at start-up for missed ones)."""
@@ -346,6 +375,8 @@ class FiscalRegister:
             "source_command_id": command_id,
             "corrected_receipt": None,
             "note": None,
+            "lines": None,
+            "reprint": None,
             "closing": None,
             "start": None,
             "flags": flags,
@@ -369,6 +400,8 @@ class FiscalRegister:
         signature = base64.b64encode(self.keys.sign(bytes.fromhex(entry_hash))).decode()
         entry = Entry(payload, chain.entry_hash, entry_hash, signature, self.keys.fingerprint, raw)
         self.store.insert(entry)
+        if kind in self.print_kinds:
+            self.store.queue_print(entry.seq)
         chain.seq, chain.entry_hash, chain.ts, chain.turnover = entry.seq, entry_hash, moment, turnover
         if counter is not None:
             chain.receipt_counter, chain.receipt_code = counter, payload["profile_code"]

@@ -10,6 +10,12 @@ files: closings, the RKSV DEP and crypto container, the metadata and the signed 
 
 The public key comes from the export's own start entry; compare its fingerprint (printed) with the
 one registered for the device to rule out a wholly re-signed journal.
+
+A period export starts from its signed anchors (start entry, the record before, the last receipt and
+closings before): its chain, numbering, RKSV chain values and turnover counter continue from them.
+Closings whose period began before the export (a month closing in an export of a month's second
+half) cannot be recomputed from it: they are checked for numbering, period and turnover counter
+only, and the report counts them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from .closing import ClosingAggregate, business_day
 from .export import (
+    ANCHORS,
     CLOSINGS,
     CONTAINER,
     DEP,
@@ -36,12 +43,14 @@ from .export import (
     MANIFEST_HEADER,
     METADATA,
     SIGNATURE,
+    closing_end,
     manifest_text,
 )
 from .journal import (
     CLOSING_KINDS,
     GENESIS_HASH,
     RECEIPT_KINDS,
+    REPRINT,
     TURNOVER_KINDS,
     compute_entry_hash,
     raw_digest,
@@ -52,8 +61,8 @@ from .profiles import Profile, ReceiptData, make_profile
 from .profiles.rksv import aes_key_check_value
 from .register import RegisterConfig, parse_ts, receipt_number
 
-KINDS = RECEIPT_KINDS | CLOSING_KINDS
-_ZERO_KINDS = frozenset({"START", "NULL", "MONTH", "YEAR", "Z"})
+KINDS = RECEIPT_KINDS | CLOSING_KINDS | {REPRINT}
+_ZERO_KINDS = frozenset({"START", "NULL", "MONTH", "YEAR", "Z", REPRINT})
 _FLAGS = frozenset({"clock_behind"})
 
 
@@ -70,6 +79,15 @@ class VerifyReport:
     closings: int
     last_seq: int
     key_fingerprint: str
+    period: dict[str, Any] | None = None
+    """``from``, ``to``, ``first_seq``, ``last_seq`` of a period export; None for the whole journal."""
+    first_receipt: str | None = None
+    last_receipt: str | None = None
+    turnover: int = 0
+    """The turnover counter after the last record, in minor units of ``currency``."""
+    currency: str = ""
+    closings_not_recomputed: int = 0
+    """Closings whose period began before the export: checked for numbering and counter only."""
 
 
 class _Broken(Exception):
@@ -114,6 +132,17 @@ class _Verifier:
         self.closing_periods: dict[str, str] = {}
         self.closing_lines: list[str] = []
         self.codes: list[tuple[str, str]] = []
+        self.numbers: set[str] = set()
+        self.metadata = self._json(METADATA)
+        self.period = _period(self.metadata)
+        self.before = 0
+        """Records and receipts before a period export's first record."""
+        self.receipts_before = 0
+        self.first_number: str | None = None
+        self.last_number: str | None = None
+        self.unchecked: set[str] = set()
+        """Closing kinds whose next closing covers records before the export."""
+        self.not_recomputed = 0
 
     def _json(self, name: str) -> Any:
         try:
@@ -122,6 +151,8 @@ class _Verifier:
             raise VerificationError(f"{name} is not valid JSON: {exc}") from None
 
     def run(self) -> VerifyReport:
+        if self.period is not None and self.period.get("first_seq", 1) > 1:
+            self._anchors(int(self.period["first_seq"]))
         line = 0
         for line, text in enumerate(self._lines(ENTRIES), start=1):
             label = f"{ENTRIES} line {line}"
@@ -143,12 +174,57 @@ class _Verifier:
         return VerifyReport(
             register_id=self.config.register_id,
             profile=self.config.profile,
-            entries=self.seq,
-            receipts=self.receipts,
+            entries=self.seq - self.before,
+            receipts=self.receipts - self.receipts_before,
             closings=len(self.closing_lines),
             last_seq=self.seq,
             key_fingerprint=self.fingerprint,
+            period=self.period,
+            first_receipt=self.first_number,
+            last_receipt=self.last_number,
+            turnover=self.turnover,
+            currency=self.config.currency,
+            closings_not_recomputed=self.not_recomputed,
         )
+
+    def _anchors(self, first_seq: int) -> None:
+        """Start a period export's checks from its signed anchor records."""
+        if ANCHORS not in self.archive.namelist():
+            raise VerificationError(f"the period export lacks {ANCHORS}")
+        anchors: dict[int, dict[str, Any]] = {}
+        for line, text in enumerate(self._lines(ANCHORS), start=1):
+            try:
+                record = json.loads(text)
+                if record["payload"]["seq"] >= first_seq or (line == 1) != (record["payload"]["seq"] == 1):
+                    raise _Broken("not a record before the export (the first one being the start entry)")
+                self._check_signed(record)
+            except (_Broken, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise VerificationError(f"{ANCHORS} line {line}: {_reason(exc)}") from None
+            anchors[record["payload"]["seq"]] = record
+        previous = anchors.get(first_seq - 1)
+        if previous is None:
+            raise VerificationError(f"{ANCHORS} lacks the record before the export (seq {first_seq - 1})")
+        p = previous["payload"]
+        ended = closing_end(p["closing"]) if p["closing"] else date.fromisoformat(p["business_day"])
+        if ended >= date.fromisoformat(self.period["from"]):
+            raise VerificationError(f"{ANCHORS}: the record before the export is of its period ({ended})")
+        self.seq = self.before = p["seq"]
+        self.prev_hash = previous["entry_hash"]
+        self.last_ts = parse_ts(p["ts_utc"])
+        self.turnover = p["turnover_counter"]
+        receipts = [r["payload"] for r in anchors.values() if r["payload"]["receipt_counter"] is not None]
+        last_receipt = max(receipts, key=lambda payload: payload["receipt_counter"])
+        self.receipts = self.receipts_before = last_receipt["receipt_counter"]
+        self.prev_code = last_receipt["profile_code"]
+        for kind in CLOSING_KINDS:
+            closings = [r["payload"] for r in anchors.values() if r["payload"]["kind"] == kind]
+            if closings:
+                last = max(closings, key=lambda payload: payload["seq"])
+                self.closing_numbers[kind] = last["closing"]["number"]
+                self.closing_periods[kind] = last["closing"]["period"]
+            if not (kind == "Z" and p["kind"] == "Z"):  # the daily closing right before starts the export
+                self.unchecked.add(kind)
+        self.aggregates = {kind: ClosingAggregate(self.turnover) for kind in CLOSING_KINDS}
 
     def _lines(self, name: str) -> Iterator[str]:
         with self.archive.open(name) as member:
@@ -165,6 +241,23 @@ class _Verifier:
             raise _Broken(f"seq {p['seq']} follows seq {self.seq}: the numbering has a gap or repeats")
         if record["prev_hash"] != self.prev_hash:
             raise _Broken("it does not link to the previous record (prev_hash)")
+        self._check_signed(record)
+        if p["raw_sha256"] is None:
+            if "raw" in record:
+                raise _Broken("it carries evidence its payload does not account for")
+        elif "raw" not in record or raw_digest(record["raw"]) != p["raw_sha256"]:
+            raise _Broken("its evidence (raw command) was altered or removed")
+        self._check_fields(p)
+        self._check_time(p)
+        self._check_counters(p)
+        self._check_lines(p)
+        self._check_closing(p)
+        self._check_code(p)
+        self.seq, self.prev_hash = p["seq"], record["entry_hash"]
+
+    def _check_signed(self, record: dict[str, Any]) -> None:
+        """The record's hash and the register key's signature (the start entry brings the key)."""
+        p = record["payload"]
         if compute_entry_hash(record["prev_hash"], p) != record["entry_hash"]:
             raise _Broken("its contents do not match its entry hash")
         if p["seq"] == 1:
@@ -177,17 +270,6 @@ class _Verifier:
             self.public_key, _b64(record["signature"]), bytes.fromhex(record["entry_hash"])
         ):
             raise _Broken("its signature is not valid")
-        if p["raw_sha256"] is None:
-            if "raw" in record:
-                raise _Broken("it carries evidence its payload does not account for")
-        elif "raw" not in record or raw_digest(record["raw"]) != p["raw_sha256"]:
-            raise _Broken("its evidence (raw command) was altered or removed")
-        self._check_fields(p)
-        self._check_time(p)
-        self._check_counters(p)
-        self._check_closing(p)
-        self._check_code(p)
-        self.seq, self.prev_hash = p["seq"], record["entry_hash"]
 
     def _start(self, p: dict[str, Any]) -> None:
         if p["kind"] != "START":
@@ -257,6 +339,10 @@ class _Verifier:
                 raise _Broken(f"in bucket {bucket} net + tax is not gross")
         if p["kind"] in _ZERO_KINDS and (p["totals"] or p["payments"]):
             raise _Broken(f"a {p['kind']} entry with amounts")
+        if (p["kind"] == REPRINT) != (p.get("reprint") is not None):
+            raise _Broken("reprint data on an entry that is not a reprint, or a reprint without it")
+        if p["kind"] == REPRINT and not self._earlier_receipt(p["reprint"]["receipt_number"]):
+            raise _Broken(f"it reprints {p['reprint']['receipt_number']}, which is not an earlier receipt")
         command = p["source_command_id"]
         if command is not None:
             if command in self.commands:
@@ -268,6 +354,25 @@ class _Verifier:
                 raise _Broken(f"a second record for Mews bill {bill['id']}")
             self.bills.add(bill["id"])
 
+    def _earlier_receipt(self, number: str) -> bool:
+        """Whether ``number`` is a receipt before this record (in a period export, maybe before it)."""
+        assert self.config is not None
+        counter = number.removeprefix(f"{self.config.register_id}-")
+        if not counter.isdigit() or receipt_number(self.config.register_id, int(counter)) != number:
+            return False
+        return int(counter) <= self.receipts_before or number in self.numbers
+
+    @staticmethod
+    def _check_lines(p: dict[str, Any]) -> None:
+        """The printed item lines, where recorded, add up to the receipt's buckets."""
+        if p.get("lines") is None:
+            return
+        sums: dict[str, int] = {}
+        for line in p["lines"]:
+            sums[line["bucket"]] = sums.get(line["bucket"], 0) + line["amount"]
+        if {k: v for k, v in sums.items() if v} != {b: t["gross"] for b, t in p["totals"].items()}:
+            raise _Broken("its item lines do not add up to its totals")
+
     def _check_time(self, p: dict[str, Any]) -> None:
         assert self.tz is not None and self.config is not None
         ts = parse_ts(p["ts_utc"])
@@ -278,6 +383,12 @@ class _Verifier:
         day = business_day(ts, self.tz, self.config.cutoff).isoformat()
         if p["business_day"] != day:
             raise _Broken(f"its business day {p['business_day']} should be {day}")
+        if self.period is not None:
+            end = closing_end(p["closing"]) if p["kind"] in CLOSING_KINDS else date.fromisoformat(day)
+            if end > date.fromisoformat(self.period["to"]) or (
+                p["kind"] not in CLOSING_KINDS and end < date.fromisoformat(self.period["from"])
+            ):
+                raise _Broken(f"it is of business day {end}, outside the export's period")
         if p["kind"] not in CLOSING_KINDS:
             if self.open_day is not None and day != self.open_day:
                 raise _Broken(f"no daily closing (Z) of {self.open_day} before this record of {day}")
@@ -296,6 +407,8 @@ class _Verifier:
             if not isinstance(p["profile_code"], str):
                 raise _Broken("a receipt without its signed code")
             self.receipts += 1
+            self.first_number = self.first_number or p["receipt_number"]
+            self.last_number = p["receipt_number"]
         elif (
             p["receipt_counter"] is not None
             or p["receipt_number"] is not None
@@ -319,6 +432,10 @@ class _Verifier:
                 "period": closing["period"],
                 **self.aggregates[kind].result(self.turnover),
             }
+            if kind in self.unchecked:  # it covers records before the export: not recomputable here
+                self.unchecked.discard(kind)
+                self.not_recomputed += 1
+                expected = {**closing, **{k: expected[k] for k in ("type", "number", "turnover_after")}}
             if closing != expected:
                 wrong = sorted(k for k in expected if closing.get(k) != expected[k]) or sorted(
                     set(closing) - set(expected)
@@ -367,6 +484,7 @@ class _Verifier:
         self.profile.check(receipt, p["profile_code"], self.prev_code, self.public_key)
         self.prev_code = p["profile_code"]
         self.codes.append((p["receipt_number"], hashlib.sha256(p["profile_code"].encode()).hexdigest()))
+        self.numbers.add(p["receipt_number"])
 
     # -- the other files ---------------------------------------------------------------------------
 
@@ -406,18 +524,20 @@ class _Verifier:
             raise VerificationError(f"{DEP} holds {len(codes)} receipts, the journal {len(self.codes)}")
 
     def _check_metadata(self) -> None:
-        meta = self._json(METADATA)
+        meta = self.metadata
         assert self.config is not None
         expected = {
             "format": EXPORT_FORMAT,
             "register": self.config.to_json(),
             "public_key": self.public_key_b64,
             "key_fingerprint": self.fingerprint,
-            "entries": self.seq,
-            "receipts": self.receipts,
+            "entries": self.seq - self.before,
+            "receipts": self.receipts - self.receipts_before,
             "last_seq": self.seq,
             "last_entry_hash": self.prev_hash,
         }
+        if self.period is not None:
+            expected["period"] = {**self.period, "first_seq": self.before + 1, "last_seq": self.seq}
         wrong = sorted(k for k, v in expected.items() if not isinstance(meta, dict) or meta.get(k) != v)
         if wrong:
             raise VerificationError(f"{METADATA} does not match the journal ({', '.join(wrong)})")
@@ -443,6 +563,20 @@ class _Verifier:
                 raise VerificationError(f"{name} is not in the signed manifest")
             if hashlib.sha256(self.archive.read(name)).hexdigest() != listed[name]:
                 raise VerificationError(f"{name} differs from its digest in the signed manifest")
+
+
+def _period(metadata: Any) -> dict[str, Any] | None:
+    """The period of a period export from its metadata (None: the whole journal)."""
+    period = metadata.get("period") if isinstance(metadata, dict) else None
+    if period is None:
+        return None
+    try:
+        if set(period) != {"from", "to", "first_seq", "last_seq"} or not isinstance(period["first_seq"], int):
+            raise ValueError("unexpected fields")
+        date.fromisoformat(period["from"]), date.fromisoformat(period["to"])
+    except (TypeError, ValueError) as exc:
+        raise VerificationError(f"{METADATA}: its period is malformed ({_reason(exc)})") from None
+    return period
 
 
 def _bucket_totals(totals: dict[str, Any]) -> dict[str, BucketTotals]:

@@ -95,6 +95,12 @@ class Profile(ABC):
     closings: ClassVar[tuple[str, ...]]
     """Closings this profile keeps besides the daily Z: ``MONTH``, ``YEAR``."""
     decimal_separator: ClassVar[str] = "."
+    buckets: ClassVar[tuple[str, ...]] = ()
+    """The profile's fixed tax buckets in order (their VAT letters on paper are A, B, C…)."""
+    bucket_labels: ClassVar[dict[str, str]] = {}
+    """How the VAT table on paper names a bucket (its rate)."""
+    has_qr_code: ClassVar[bool] = False
+    """Whether receipts carry the signed data as a QR code (else the short verification code only)."""
 
     def __init__(self, register_id: str, key_label: str, aes_key: bytes | None) -> None:
         self.register_id = register_id
@@ -111,8 +117,8 @@ class Profile(ABC):
         """The signed payload of a receipt."""
 
     def kind_label(self, kind: str) -> str | None:
-        """A line the printed receipt must carry for this kind, if any."""
-        return {"STORNO": "STORNO", "TRAINING": "TRAINING", "REFUND": "REFUND"}.get(kind)
+        """Words the profile requires on a printed receipt of this kind, if any."""
+        return None
 
     def sign(self, receipt: ReceiptData, previous_code: str | None, keys: KeyMaterial) -> str:
         return sign_jws(self.data_string(receipt, previous_code), keys)

@@ -107,6 +107,11 @@ class RksvProfile(Profile):
     name = "rksv"
     closings: ClassVar[tuple[str, ...]] = ("MONTH", "YEAR")  # Monatsbeleg, Jahresbeleg
     decimal_separator = ","
+    buckets = BUCKETS
+    bucket_labels: ClassVar[dict[str, str]] = {
+        "Normal": "20%", "Erm1": "10%", "Erm2": "13%", "Null": "0%", "Besonders": "19/4.9%"
+    }  # fmt: skip
+    has_qr_code = True
 
     def __init__(self, register_id: str, key_label: str, aes_key: bytes | None, zda: str = "AT0") -> None:
         super().__init__(register_id, key_label, aes_key)
@@ -120,7 +125,14 @@ class RksvProfile(Profile):
         raise ValueError(f"{name!r} is not an RKSV tax bucket ({', '.join(BUCKETS)})")
 
     def kind_label(self, kind: str) -> str | None:
-        return {"STORNO": "Stornobuchung", "TRAINING": "Trainingsbuchung"}.get(kind)
+        return {
+            "STORNO": "Stornobuchung",
+            "TRAINING": "Trainingsbuchung",
+            "START": "Startbeleg",
+            "MONTH": "Monatsbeleg",
+            "YEAR": "Jahresbeleg",
+            "NULL": "Nullbeleg",
+        }.get(kind)
 
     def data_string(self, receipt: ReceiptData, previous_code: str | None) -> str:
         receipt_type = _RECEIPT_TYPES[receipt.kind]
