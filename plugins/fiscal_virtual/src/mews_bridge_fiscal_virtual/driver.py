@@ -379,7 +379,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 data = await asyncio.to_thread(print_data, await self._printout(job))
             except Exception as exc:
                 self.ctx.logger.error("Receipt print of record %s cannot be laid out", seq, exc_info=exc)
-                error = f"the receipt could not be laid out ({type(exc).__name__})"
+                error = "the receipt could not be laid out; the bridge log has the details"
                 await asyncio.to_thread(register.store.set_print_state, seq, "failed", error)
                 return False, f" · not printed: {error}"
             await asyncio.to_thread(register.store.set_print_state, seq, "printing")
@@ -393,7 +393,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                     state, error = "unknown", f"{printer} did not answer"
                 else:
                     self.ctx.logger.error("Printing record %s failed", seq, exc_info=exc)
-                    state, error = "unknown", f"{printer} failed ({type(exc).__name__})"
+                    state, error = "unknown", f"{printer} failed unexpectedly; the bridge log has the details"
                 await asyncio.to_thread(register.store.set_print_state, seq, state, error)
                 self._retry_at = asyncio.get_running_loop().time() + self.print_retry_s
                 return False, f" · not printed: {error}"

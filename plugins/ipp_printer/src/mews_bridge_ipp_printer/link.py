@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import ssl
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,7 @@ import aiohttp
 
 from .protocol import Attribute, IppOperation, Message, ProtocolError, decode, request
 
+log = logging.getLogger(__name__)
 DEFAULT_PORT = 631
 UPLOAD_BYTES_PER_S = 250_000
 """Slowest upload allowed for before a request counts as timed out (2 Mbit/s)."""
@@ -140,7 +142,8 @@ class IppLink:
         except TimeoutError:
             raise NoAnswer(f"no answer within {self.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
-            raise NoAnswer(f"the connection broke ({type(exc).__name__})") from None
+            log.info("An IPP request broke: %r", exc)
+            raise NoAnswer("the connection broke before the printer answered") from None
 
     async def close(self) -> None:
         if self._session is not None:
