@@ -9,6 +9,7 @@ stalled peer, a refused login, and Asterisk's own slow-reader cut-off (``writeti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import random
@@ -265,11 +266,14 @@ class AmiSimulator(Simulator):
         self.received: list[Message] = []
         self.originates: list[Message] = []
         self.cdrs: list[Message] = []
+        self.prompts: list[tuple[str, str]] = []
+        """(extension, ``confirmation``/``error``) for each code dialled with :meth:`dial_code`."""
         self.connections = 0
         self.logins = 0
         self.failed_logins = 0
         self.slow_reader_drops = 0
         self._sessions: set[_Session] = set()
+        self._watched: dict[str, asyncio.Future[None]] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = time.monotonic()
@@ -354,6 +358,26 @@ class AmiSimulator(Simulator):
     def user_event(self, name: str, headers: Mapping[str, str]) -> Message:
         """What dialplan ``UserEvent(name,Key: Value,…)`` sends (without channel headers)."""
         return self.emit("UserEvent", [("UserEvent", name), *headers.items()], category="user")
+
+    async def dial_code(self, extension: str, code: str, *, wait: float = 10.0) -> str | None:
+        """A room phone dials a code the sample dialplan hands to the bridge (``*52*4711*1``, ``*55*0700``).
+
+        As ``[hotel-code]`` does: a ``HotelCode`` UserEvent, then up to ``wait`` seconds for the
+        bridge's answer in AstDB ``<family>/reply/<Request>``, which is read and deleted. Returns the
+        answer (``ok …``/``error …``), None if the bridge did not answer; ``prompts`` records what the
+        caller heard.
+        """
+        request = f"{int(time.time())}.{next(self._unique)}"
+        self.user_event("HotelCode", {"Room": extension, "Code": code, "Request": request})
+        key = f"/{self.astdb_family}/reply/{request}"
+        written = self._watched[key] = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await written
+        del self._watched[key]
+        answer = self.astdb.pop(key, None)
+        self.prompts.append((extension, "confirmation" if (answer or "").startswith("ok") else "error"))
+        return answer
 
     async def place_call(
         self,
@@ -536,8 +560,12 @@ class AmiSimulator(Simulator):
         elif not key:
             session.respond(action, "Error", "No key specified")
         else:
-            self.astdb[f"/{family}/{key}"] = action.get("Val") or ""
+            path = f"/{family}/{key}"
+            self.astdb[path] = action.get("Val") or ""
             session.respond(action, "Success", "Updated database successfully")
+            watcher = self._watched.get(path)
+            if watcher is not None and not watcher.done():
+                watcher.set_result(None)
 
     async def _action_dbget(self, session: _Session, action: Message) -> None:
         family, key = action.get("Family"), action.get("Key")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from mews_bridge.option_types import TimeZoneName
 
+from .housekeeping import HousekeepingOptions
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
 
@@ -67,6 +68,10 @@ class AsteriskPbxOptions(BaseModel):
     )
     retention_days: float = Field(90, gt=0, description="Posted charges are forgotten after this")
     retry_max_s: float = Field(300, gt=0, description="Longest wait between tries to post a charge")
+    housekeeping: HousekeepingOptions = Field(
+        default_factory=HousekeepingOptions,
+        description="Room status codes (*52*PIN*STATUS): staff and states",
+    )
 
     _tariff: Tariff = PrivateAttr()
 

@@ -7,6 +7,8 @@
   pushes AstDB again.
 * ``Cdr`` events that are guests' answered outside calls are rated, journalled and posted
   (:mod:`.charges`).
+* Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): room status
+  (:mod:`.housekeeping`); the answer goes back to the dialplan through AstDB.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, standard_tax_code
 from .codec import Message
+from .housekeeping import RoomStatusRefused, RoomStatusSender, StatusChange, resolve
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
+from .phonecodes import REPLY_KEY, CodeError, PhoneRequest, RoomStatusCode, parse_code, reply
 from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
 from .tariff import TariffError
 
@@ -58,7 +62,9 @@ async def write_astdb(ami: AmiClient, writes: list[AstDbWrite]) -> None:
 class AsteriskPbxService(Service[AsteriskPbxOptions]):
     name = "asterisk_pbx"
     Options = AsteriskPbxOptions
-    secret_options = frozenset({"secret"})
+    secret_options = frozenset({"secret", "staff"})
+    reply_lifetime_s = 60.0
+    """An answer the dialplan did not pick up (the caller hung up) is deleted from AstDB after this."""
 
     def __init__(self, ctx: InstanceContext, options: AsteriskPbxOptions) -> None:
         super().__init__(ctx, options)
@@ -69,6 +75,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._ledger: ChargeLedger | None = None
         self._zone = ZoneInfo("UTC")
         self._tax_code: str | None = None
+        self._room_status: RoomStatusSender | None = None
 
     @property
     def _log(self) -> logging.Logger:
@@ -107,6 +114,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             logger=ctx.logger,
         )
         await self._ledger.load()
+        self._room_status = RoomStatusSender(ctx.mews, ctx.store, ctx.logger)
 
         ami = AmiClient(
             options.host,
@@ -114,10 +122,11 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             username=options.username,
             secret=options.secret.get_secret_value(),
             auth=options.auth,
-            events="cdr,system",
+            events="cdr,user,system,call",
             logger=ctx.logger,
         )
         ami.subscribe(self._on_cdr, "Cdr")
+        ami.subscribe(self._on_user_event, "UserEvent")
         ctx.on_unload(ami.close)
         await ami.connect()
         self._ami = ami
@@ -132,6 +141,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         # After connect(): only later logins, after an outage or an Asterisk restart, resync from here.
         ami.add_connected_callback(self.resync_pbx)
         ctx.create_task(self._ledger.run(), "post call charges")
+        ctx.create_task(self._room_status.run(), "send room states")
         self._log.info(
             "%d rooms, %d in house; posting calls under service %s with tax code %s",
             len(self._occupancy.room_names),
@@ -239,6 +249,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     async def _on_connected(self, event: dict[str, Any]) -> None:
         if self._ledger is not None:
             self._ledger.retry_now()
+        if self._room_status is not None:
+            self._room_status.retry_now()
         async with self._lock:
             try:
                 if self.options.tax_code is None:  # tax codes change with legislation
@@ -342,3 +354,46 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             error=None if stay else f"nobody was in room {room} when the call started",
             **base,
         )
+
+    # Codes dialled on room phones
+
+    def _on_user_event(self, message: Message) -> None:
+        request = PhoneRequest.from_event(message)
+        if request is not None:
+            # Each code in its own task: one waiting for Mews never holds up the next caller.
+            self.ctx.create_task(self._answer(request), f"code from {request.extension}")
+
+    async def _answer(self, request: PhoneRequest) -> None:
+        ok, text = await self._handle_code(request)
+        family = f"{self.options.astdb_family}/{REPLY_KEY}"
+        ami = self._ami
+        if ami is None:
+            return
+        try:
+            await ami.db_put(family, request.request, reply(ok, text))
+            await asyncio.sleep(self.reply_lifetime_s)
+            await ami.db_del(family, request.request)
+        except AmiError as exc:
+            self._log.warning("Could not answer the code from extension %s (%s)", request.extension, exc)
+
+    async def _handle_code(self, request: PhoneRequest) -> tuple[bool, str]:
+        """Carry out a code; (ok, words for the caller). Refusals are logged here, without PINs."""
+        room = self._rooms.resource_for(request.extension)
+        resource_id = self._occupancy.id_of(room) if room else None
+        try:
+            code = parse_code(request.code)
+            if room is None or resource_id is None:
+                raise CodeError(f"extension {request.extension} is not a room phone")
+            if isinstance(code, RoomStatusCode):
+                return await self._set_room_status(room, resource_id, code)
+            raise CodeError("not handled by this bridge")
+        except (CodeError, RoomStatusRefused) as exc:
+            self._log.warning("Refused a code dialled on extension %s: %s", request.extension, exc)
+            return False, str(exc)
+
+    async def _set_room_status(self, room: str, resource_id: str, code: RoomStatusCode) -> tuple[bool, str]:
+        assert self._room_status is not None
+        staff, state = resolve(self.options.housekeeping, code.pin, code.status)
+        if await self._room_status.send(StatusChange(resource_id, room, state, staff)):
+            return True, f"room {room} {state}"
+        return False, f"Mews refused room {room} {state}"
