@@ -217,8 +217,9 @@ class AmiSimulator(Simulator):
     shrinks the kernel's send buffer so that a slow reader is caught after kilobytes, not megabytes.
 
     For assertions: ``astdb`` (``"/hotel/101/outside"`` → ``"1"``), ``variables`` (globals),
-    ``received`` (every action), ``originates``, ``cdrs``, ``connections``, ``logins``,
-    ``slow_reader_drops``.
+    ``received`` (every action), ``originates`` and ``originate_responses``, ``cdrs``, ``prompts``
+    (what callers heard after :meth:`dial_code`), ``connections``, ``logins``, ``slow_reader_drops``.
+    ``originate_outcomes`` decides per channel whether an async Originate is answered.
     """
 
     def __init__(
@@ -259,12 +260,16 @@ class AmiSimulator(Simulator):
         """Act as the sample dialplan: outside calls need ``/hotel/<room>/outside`` = ``1``."""
         self.originate_answered = originate_answered
         self.originate_delay = originate_delay
+        self.originate_outcomes: dict[str, str] = {}
+        """Channel (``PJSIP/101``) → ``answered``, ``no answer``, ``busy`` or ``congestion`` for async
+        Originates to it; others follow ``originate_answered``."""
         self.host = "127.0.0.1"
         self.port = 0
         self.astdb: dict[str, str] = {}
         self.variables: dict[str, str] = {}
         self.received: list[Message] = []
         self.originates: list[Message] = []
+        self.originate_responses: list[Message] = []
         self.cdrs: list[Message] = []
         self.prompts: list[tuple[str, str]] = []
         """(extension, ``confirmation``/``error``) for each code dialled with :meth:`dial_code`."""
@@ -677,7 +682,12 @@ class AmiSimulator(Simulator):
     async def _originate_result(self, action: Message, channel: str) -> None:
         await asyncio.sleep(self.originate_delay)
         number, name = _split_caller_id(action.get("CallerID") or "")
-        answered = self.originate_answered
+        outcome = self.originate_outcomes.get(channel, "answered" if self.originate_answered else "no answer")
+        answered = outcome == "answered"
+        variables = dict(v.partition("=")[::2] for v in action.get_all("Variable"))
+        if answered and action.get("Context") == "hotel-wakeup" and variables.get("WAKEUP_ID"):
+            # What [hotel-wakeup] of the sample dialplan does first once the guest picks up.
+            self.astdb[f"/{self.astdb_family}/wakeup/{variables['WAKEUP_ID']}"] = "answered"
         headers = [
             *_action_id(action),
             ("Response", "Success" if answered else "Failure"),
@@ -688,12 +698,12 @@ class AmiSimulator(Simulator):
         else:
             headers += [("Context", action.get("Context") or ""), ("Exten", action.get("Exten") or "")]
         headers += [
-            ("Reason", "4" if answered else "3"),
+            ("Reason", _ORIGINATE_REASONS[outcome]),
             ("Uniqueid", f"{int(time.time())}.{next(self._unique)}" if answered else "<unknown>"),
             ("CallerIDNum", number or "<unknown>"),
             ("CallerIDName", name or "<unknown>"),
         ]
-        self.emit("OriginateResponse", headers, category="call")
+        self.originate_responses.append(self.emit("OriginateResponse", headers, category="call"))
 
     async def _action_command(self, session: _Session, action: Message) -> None:
         command = " ".join((action.get("Command") or "").split())
@@ -718,6 +728,10 @@ class AmiSimulator(Simulator):
             found = sorted((k, v) for k, v in self.astdb.items() if (k + "/").startswith(prefix + "/"))
             return [f"{k:<50}: {v:<25}" for k, v in found] + [f"{len(found)} results found."]
         return None
+
+
+# AST_CONTROL_* codes in OriginateResponse's Reason.
+_ORIGINATE_REASONS = {"answered": "4", "no answer": "3", "busy": "5", "congestion": "8"}
 
 
 def _stamp(moment: datetime) -> str:

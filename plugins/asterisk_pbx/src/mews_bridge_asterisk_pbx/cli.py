@@ -1,8 +1,9 @@
 """``mews-bridge pbx``: what to write in the options (``setup``), room phones brought in line with
-Mews now (``resync``) and what became of the calls (``charges``).
+Mews now (``resync``), what became of the calls (``charges``), and wake-up calls (``wakeup``,
+``wakeups``).
 
-All read the bridge settings; ``charges`` reads the bridge's journal, so run it as the bridge's user.
-They may run while the bridge does.
+All read the bridge settings; ``charges`` and ``wakeups`` read the bridge's journal, so run them as
+the bridge's user. They may run while the bridge does; ``wakeup`` needs it running.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
     from mews_bridge.cli import CliState
     from mews_bridge.settings import Settings
 
+    from .ami import AmiClient
     from .charges import Charge
     from .options import AsteriskPbxOptions
+    from .wakeups import WakeUp
 
 SERVICE = "asterisk_pbx"
 
@@ -146,10 +149,11 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
     await _check_ami(options)
 
 
-async def _check_ami(options: AsteriskPbxOptions) -> None:
-    from .ami import AmiClient, AmiError
+def _ami_client(options: AsteriskPbxOptions) -> AmiClient:
+    """An AMI client for a short command-line session, with no events."""
+    from .ami import AmiClient
 
-    client = AmiClient(
+    return AmiClient(
         options.host,
         options.port,
         username=options.username,
@@ -157,6 +161,12 @@ async def _check_ami(options: AsteriskPbxOptions) -> None:
         auth=options.auth,
         events="off",
     )
+
+
+async def _check_ami(options: AsteriskPbxOptions) -> None:
+    from .ami import AmiError
+
+    client = _ami_client(options)
     try:
         await client.connect()
         keys = await client.db_get_tree(options.astdb_family)
@@ -192,7 +202,7 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
     from mews_bridge.mews.client import MewsClient
     from mews_bridge.mews.errors import MewsError
 
-    from .ami import AmiClient, AmiError
+    from .ami import AmiError
     from .occupancy import Occupancy, phone_plan
     from .service import in_house, write_astdb
 
@@ -205,14 +215,7 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
             raise click.ClickException(f"Could not reach Mews: {exc}") from None
     occupancy.reload(reservations, guests, datetime.now(UTC))
     plan = phone_plan(occupancy, options.room_map(occupancy.room_names))
-    client = AmiClient(
-        options.host,
-        options.port,
-        username=options.username,
-        secret=options.secret.get_secret_value(),
-        auth=options.auth,
-        events="off",
-    )
+    client = _ami_client(options)
     try:
         await client.connect()
         writes = plan.writes(await client.db_get_tree(options.astdb_family), options.astdb_family)
@@ -298,3 +301,137 @@ async def _read(path: Path, namespace: str) -> list[Charge]:
     finally:
         await journal.close()
     return sorted((Charge.from_store(v) for v in values.values()), key=lambda c: c.start)
+
+
+# wake-up calls
+
+REPLY_WAIT_S = 10.0
+REPLY_POLL_S = 0.2
+
+
+@pbx.command("wakeup")
+@_service
+@click.argument("room")
+@click.argument("at", metavar="HH:MM", required=False)
+@click.option("--cancel", is_flag=True, help="Cancel the room's wake-up call instead.")
+def wakeup_command(name: str | None, room: str, at: str | None, cancel: bool) -> None:
+    """Set a wake-up call for the guest in ROOM at HH:MM (property time), or --cancel it.
+
+    The running bridge does it, exactly as for *55*HHMM / *56 dialled on the room phone.
+    """
+    from datetime import datetime
+
+    if cancel == (at is not None):
+        raise click.UsageError("Give either HH:MM or --cancel.")
+    code = "*56"
+    if at is not None:
+        try:
+            code = "*55*" + datetime.strptime(at, "%H:%M").strftime("%H%M")
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not a time such as 07:00", param_hint="HH:MM") from None
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    options = _options(entry)
+    if options is None:
+        raise click.ClickException("Fix the options first (mews-bridge check).")
+    extension = options.room_map().extension_for(room)
+    if extension is None:
+        raise click.ClickException(f"Room {room} has no phone in the rooms option.")
+    answer = asyncio.run(_send_code(options, extension, code))
+    ok, _, text = answer.partition(" ")
+    if ok != "ok":
+        raise click.ClickException(f"Room {room}: {text or answer}")
+    click.echo(f"Room {room}: {text}")
+
+
+async def _send_code(options: AsteriskPbxOptions, extension: str, code: str) -> str:
+    """Hand ``code`` to the running bridge as if dialled on ``extension``; its answer."""
+    import uuid
+
+    from .ami import AmiError
+    from .phonecodes import REPLY_KEY, USER_EVENT
+
+    request = f"staff-{uuid.uuid4().hex}"
+    answer: str | None = None
+    family = f"{options.astdb_family}/{REPLY_KEY}"
+    client = _ami_client(options)
+    try:
+        await client.connect()
+        event = {
+            "UserEvent": USER_EVENT,
+            "Room": extension,
+            "Code": code,
+            "Request": request,
+            "Source": "staff",
+        }
+        await client.action("UserEvent", event)
+        for _ in range(int(REPLY_WAIT_S / REPLY_POLL_S)):  # AstDB over AMI can only be polled
+            answer = await client.db_get(family, request)
+            if answer is not None:
+                await client.db_del(family, request)
+                break
+            await asyncio.sleep(REPLY_POLL_S)
+    except AmiError as exc:
+        raise click.ClickException(f"Asterisk: {exc}") from None
+    finally:
+        await client.close()
+    if answer is None:
+        raise click.ClickException(
+            f"The bridge did not answer within {REPLY_WAIT_S:g} s: is it running, with this service?"
+        )
+    return answer
+
+
+@pbx.command("wakeups")
+@_service
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def wakeups_command(name: str | None, as_json: bool) -> None:
+    """Wake-up calls: set, ringing, answered or not (finished ones stay listed for a while)."""
+    from mews_bridge.bridge import JOURNAL_FILE
+
+    from .wakeups import PREFIX, WakeUp
+
+    settings, entry = _entry(name, required=True)
+    assert entry is not None
+    path = settings.bridge.state_dir / JOURNAL_FILE
+    values = asyncio.run(_stored(path, f"service:{entry.name}", PREFIX)) if path.exists() else []
+    records = sorted((WakeUp.from_store(v) for v in values), key=lambda r: (r.due, r.room))
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(r) for r in records], indent=2))
+        return
+    if not records:
+        click.echo("No wake-up calls.")
+        return
+    for record in records:
+        click.echo(f"room {record.room:<6} {record.time}  {record.date}  {_wakeup_state(record)}")
+
+
+def _wakeup_state(record: WakeUp) -> str:
+    tries = f"{record.tries} {'try' if record.tries == 1 else 'tries'}"
+    if record.state == "scheduled":
+        text = f"set by {record.set_by}" + (
+            f"; {tries} so far ({', '.join(record.outcomes)})" if record.tries else ""
+        )
+    elif record.state == "calling":
+        text = f"ringing (try {record.tries})"
+    elif record.state == "answered":
+        text = f"answered on try {record.tries}"
+    else:
+        text = f"not answered ({tries}: {', '.join(record.outcomes)})"
+        if record.reception:
+            text += f"; reception {record.reception}"
+        if record.task:
+            text += f"; Mews task {record.task}"
+    return f"{record.state:<10}  {text}"
+
+
+async def _stored(path: Path, namespace: str, prefix: str) -> list[dict[str, object]]:
+    from mews_bridge.journal import Journal
+
+    journal = await Journal.open(path)
+    try:
+        return list((await journal.store(namespace).items(prefix)).values())
+    finally:
+        await journal.close()

@@ -34,6 +34,7 @@ from mews_bridge.option_types import TimeZoneName
 from .housekeeping import HousekeepingOptions
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
+from .wakeups import WakeupOptions
 
 
 class AsteriskPbxOptions(BaseModel):
@@ -71,6 +72,9 @@ class AsteriskPbxOptions(BaseModel):
     housekeeping: HousekeepingOptions = Field(
         default_factory=HousekeepingOptions,
         description="Room status codes (*52*PIN*STATUS): staff and states",
+    )
+    wakeup: WakeupOptions = Field(
+        default_factory=WakeupOptions, description="Wake-up calls: channel, tries, reception, Mews task"
     )
 
     _tariff: Tariff = PrivateAttr()

@@ -85,6 +85,8 @@ class PhoneRequest:
     extension: str
     code: str
     request: str
+    by_staff: bool = False
+    """Sent by ``mews-bridge pbx`` (header ``Source: staff``) rather than dialled on the phone."""
 
     @classmethod
     def from_event(cls, event: Message) -> PhoneRequest | None:
@@ -95,7 +97,7 @@ class PhoneRequest:
         request = (event.get("Request") or "").strip()
         if not extension or not _REQUEST.fullmatch(request):
             return None
-        return cls(extension, event.get("Code") or "", request)
+        return cls(extension, event.get("Code") or "", request, (event.get("Source") or "") == "staff")
 
 
 def reply(ok: bool, text: str) -> str:

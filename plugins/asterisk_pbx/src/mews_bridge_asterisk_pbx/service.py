@@ -8,7 +8,8 @@
 * ``Cdr`` events that are guests' answered outside calls are rated, journalled and posted
   (:mod:`.charges`).
 * Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): room status
-  (:mod:`.housekeeping`); the answer goes back to the dialplan through AstDB.
+  (:mod:`.housekeeping`) and wake-up calls (:mod:`.wakeups`); the answer goes back to the dialplan
+  through AstDB.
 """
 
 from __future__ import annotations
@@ -32,9 +33,20 @@ from .codec import Message
 from .housekeeping import RoomStatusRefused, RoomStatusSender, StatusChange, resolve
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
-from .phonecodes import REPLY_KEY, CodeError, PhoneRequest, RoomStatusCode, parse_code, reply
+from .phonecodes import (
+    REPLY_KEY,
+    CodeError,
+    PhoneRequest,
+    RoomStatusCode,
+    WakeupCancel,
+    WakeupCode,
+    parse_code,
+    reply,
+)
 from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
 from .tariff import TariffError
+from .wakeups import Guest as WakeupGuest
+from .wakeups import WakeupCalls, WakeupRefused
 
 
 def guest_of(customer: Customer | None) -> Guest | None:
@@ -76,6 +88,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._zone = ZoneInfo("UTC")
         self._tax_code: str | None = None
         self._room_status: RoomStatusSender | None = None
+        self._wakeups: WakeupCalls | None = None
 
     @property
     def _log(self) -> logging.Logger:
@@ -115,6 +128,17 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
         await self._ledger.load()
         self._room_status = RoomStatusSender(ctx.mews, ctx.store, ctx.logger)
+        self._wakeups = WakeupCalls(
+            options.wakeup,
+            ctx.store,
+            ctx.mews,
+            ctx.logger,
+            family=options.astdb_family,
+            zone=enterprise.timezone,
+            where=self._where,
+        )
+        await self._wakeups.load()
+        await self._wakeups.sync(self._in_house_rooms())
 
         ami = AmiClient(
             options.host,
@@ -127,6 +151,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
         ami.subscribe(self._on_cdr, "Cdr")
         ami.subscribe(self._on_user_event, "UserEvent")
+        ami.subscribe(self._wakeups.on_originate_response, "OriginateResponse")
+        self._wakeups.attach(ami)
         ctx.on_unload(ami.close)
         await ami.connect()
         self._ami = ami
@@ -142,6 +168,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         ami.add_connected_callback(self.resync_pbx)
         ctx.create_task(self._ledger.run(), "post call charges")
         ctx.create_task(self._room_status.run(), "send room states")
+        ctx.create_task(self._wakeups.run(), "wake-up calls")
         self._log.info(
             "%d rooms, %d in house; posting calls under service %s with tax code %s",
             len(self._occupancy.room_names),
@@ -187,6 +214,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "pbx_timezone": str(self._zone),
             "tax_code": self._tax_code,
             "charges": self._ledger.diagnostics() if self._ledger else None,
+            "wakeups": len(self._wakeups.records) if self._wakeups else None,
         }
 
     # Mews → occupancy → PBX
@@ -271,6 +299,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     async def _push(self, rooms: set[str] | None, arrivals: set[str], *, check: bool = False) -> None:
         """Write what differs in AstDB for ``rooms`` (None: all); ``arrivals`` also lose the last
         guest's do-not-disturb. AMI faults are logged: the resync after the AMI reconnect repairs."""
+        if self._wakeups is not None:
+            await self._wakeups.sync(self._in_house_rooms())
         ami = self._ami
         if ami is None:
             return  # during setup; setup's own resync follows
@@ -386,8 +416,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 raise CodeError(f"extension {request.extension} is not a room phone")
             if isinstance(code, RoomStatusCode):
                 return await self._set_room_status(room, resource_id, code)
-            raise CodeError("not handled by this bridge")
-        except (CodeError, RoomStatusRefused) as exc:
+            return True, await self._wakeup(request, room, resource_id, code)
+        except (CodeError, RoomStatusRefused, WakeupRefused) as exc:
             self._log.warning("Refused a code dialled on extension %s: %s", request.extension, exc)
             return False, str(exc)
 
@@ -397,3 +427,30 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         if await self._room_status.send(StatusChange(resource_id, room, state, staff)):
             return True, f"room {room} {state}"
         return False, f"Mews refused room {room} {state}"
+
+    async def _wakeup(
+        self, request: PhoneRequest, room: str, resource_id: str, code: WakeupCode | WakeupCancel
+    ) -> str:
+        assert self._wakeups is not None
+        stay = self._occupancy.holder(resource_id)
+        if stay is None:
+            raise CodeError(f"room {room} has no guest in house")
+        if isinstance(code, WakeupCancel):
+            return await self._wakeups.cancel(stay.reservation_id, room)
+        set_by = "staff" if request.by_staff else "the room phone"
+        return await self._wakeups.set(stay.reservation_id, room, code.at, set_by)
+
+    def _in_house_rooms(self) -> dict[str, str]:
+        """Reservation id → room name, for everyone in house."""
+        return {
+            stay.reservation_id: self._occupancy.name_of(stay.resource_id) or ""
+            for stay in self._occupancy.in_house()
+        }
+
+    def _where(self, reservation_id: str) -> WakeupGuest | None:
+        stay = next((s for s in self._occupancy.in_house() if s.reservation_id == reservation_id), None)
+        room = self._occupancy.name_of(stay.resource_id) if stay else None
+        extension = self._rooms.extension_for(room) if room else None
+        if stay is None or room is None or extension is None:
+            return None
+        return WakeupGuest(room, extension, stay.guest.language if stay.guest else None)
