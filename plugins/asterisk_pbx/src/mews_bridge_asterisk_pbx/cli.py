@@ -22,6 +22,8 @@ from mews_bridge.settings import ServiceEntry
 from .charges import STATES
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from mews_bridge.cli import CliState
     from mews_bridge.settings import Settings
 
@@ -261,6 +263,7 @@ def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) ->
     if not charges:
         click.echo("No call charges recorded." if not states else "No call charges in that state.")
         return
+    zone = asyncio.run(_property_zone(path, f"service:{entry.name}", options_zone(entry)))
     for charge in charges:
         detail = {
             "posted": f"order {charge.order_id}",
@@ -268,11 +271,34 @@ def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) ->
         }.get(charge.state, charge.error or "")
         who = charge.guest or "-"
         click.echo(
-            f"{charge.start.replace('T', ' ').removesuffix('Z')}  room {charge.room or charge.extension:<6} "
+            f"{property_time(charge.start, zone)}  room {charge.room or charge.extension:<6} "
             f"{charge.item:<44} {charge.amount:>8} {charge.currency}  {charge.state:<10}  {who}  {detail}"
         )
     click.echo("")
     click.echo(_summary(charges))
+
+
+def options_zone(entry: ServiceEntry) -> str | None:
+    zone = entry.options.get("timezone")
+    return zone if isinstance(zone, str) else None
+
+
+async def _property_zone(path: Path, namespace: str, fallback: str | None) -> ZoneInfo:
+    """The property's time zone, as the service last read it from Mews (else the option, else UTC)."""
+    from zoneinfo import ZoneInfo
+
+    from .service import PROPERTY_KEY
+
+    stored = await _stored(path, namespace, PROPERTY_KEY)
+    name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None) or fallback
+    return ZoneInfo(name or "UTC")
+
+
+def property_time(utc: str, zone: ZoneInfo) -> str:
+    """``2026-11-23T09:15:00Z`` → ``2026-11-23 10:15:00`` in the property's time zone."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(utc).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _summary(charges: list[Charge]) -> str:

@@ -48,6 +48,9 @@ from .tariff import TariffError
 from .wakeups import Guest as WakeupGuest
 from .wakeups import WakeupCalls, WakeupRefused
 
+PROPERTY_KEY = "property"
+"""Store key of what the command line needs to know about the property (its time zone)."""
+
 
 def guest_of(customer: Customer | None) -> Guest | None:
     if customer is None:
@@ -127,6 +130,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             logger=ctx.logger,
         )
         await self._ledger.load()
+        await ctx.store.put(PROPERTY_KEY, {"timezone": enterprise.timezone.key})
         self._room_status = RoomStatusSender(ctx.mews, ctx.store, ctx.logger)
         self._wakeups = WakeupCalls(
             options.wakeup,
