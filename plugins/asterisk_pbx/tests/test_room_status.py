@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 import pytest
@@ -72,7 +73,7 @@ async def test_housekeeping_sets_the_room_state_in_mews(pbx, hotel, pbx_options,
     caplog.set_level(logging.INFO)
     room = hotel.resource_id("101")
     hotel.set_resource_state(room, "Dirty")
-    async with bridge(hotel, pbx_options, tmp_path):
+    async with bridge(hotel, pbx_options, tmp_path) as running:
         assert (await pbx.dial_code("101", "*52*4711*1")).startswith("ok")
         assert hotel.resources[room]["State"] == "Clean"
         assert (await pbx.dial_code("101", "*52*9000*3")).startswith("ok")
@@ -81,6 +82,8 @@ async def test_housekeeping_sets_the_room_state_in_mews(pbx, hotel, pbx_options,
         assert hotel.resources[hotel.resource_id("102")]["State"] == "OutOfService"
         [update] = hotel.calls_to("resources/update")[-1]["body"]["ResourceUpdates"]
         assert update["StateReason"] == {"Value": "Reported by Maria Novak from the room phone"}
+        diagnostics = json.dumps(await running.diagnostics(), default=str)
+        assert "Maria Novak" in diagnostics and "4711" not in diagnostics and "9000" not in diagnostics
     assert pbx.prompts == [("101", "confirmation"), ("101", "confirmation"), ("102", "confirmation")]
     assert "Room 101 is Inspected in Mews (set by Eva Kral" in caplog.text
 

@@ -228,3 +228,17 @@ async def test_staff_set_list_and_cancel_wake_ups_from_the_command_line(pbx, hot
     code, out, _ = await run_cli("--config", config, "pbx", "wakeups")
     assert out == "No wake-up calls.\n"
     assert [prompt for _, prompt in pbx.prompts] == []  # nobody dialled: the codes came from staff
+
+
+async def test_a_wake_up_far_too_late_is_not_rung_and_reception_is_told(pbx, hotel, pbx_options, tmp_path):
+    hotel.add_reservation(hotel.add_customer("Huber", "Anna"), hotel.resource_id("101"), "Started")
+    clock = Clock("2026-12-06T23:00:00")
+    async with bridge(hotel, pbx_options, tmp_path, clock) as running:
+        assert (await pbx.dial_code("101", "*55*0700")).startswith("ok")
+        await at(running, clock, "2026-12-07T09:00:00")  # Asterisk was down until now
+        await wait_for(lambda: len(hotel.tasks) == 1, what="the Mews task")
+        record = state(running, "101")
+    assert [o["Channel"] for o in pbx.originates] == ["PJSIP/100"]  # reception only: no guest woken at 09:00
+    assert record.outcomes == ["not made: Asterisk or the bridge was down"]
+    [task] = hotel.tasks
+    assert task["Name"] == "Wake-up call for room 101 at 07:00 not answered"

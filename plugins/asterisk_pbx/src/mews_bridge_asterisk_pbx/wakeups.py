@@ -64,6 +64,11 @@ class WakeupOptions(BaseModel):
     reception: str | None = Field(None, description="Extension called when the last try is not answered")
     department_id: str | None = Field(None, description="Mews department of the task (default: none)")
     max_parallel: int = Field(20, ge=1, le=200, description="Wake-up calls ringing at once at most")
+    max_late_minutes: float = Field(
+        30,
+        gt=0,
+        description="A try this late (Asterisk or the bridge was down) is not rung; reception is told",
+    )
     keep_days: float = Field(2, gt=0, description="Finished wake-ups stay listed this long")
 
     @field_validator("channel")
@@ -249,7 +254,10 @@ class WakeupCalls:
 
     def _next_step(self, record: WakeUp, now: datetime) -> Callable[[WakeUp], Any] | None:
         if record.state == "scheduled" and record.due_utc <= now:
-            ringing = sum(1 for r in self._records.values() if r.state == "calling")
+            if now - record.due_utc > timedelta(minutes=self.options.max_late_minutes):
+                return self._missed
+            # Tries being started count too: they are not "calling" yet.
+            ringing = sum(1 for r in self._records.values() if r.state == "calling") + len(self._busy)
             return self._ring if ringing < self.options.max_parallel else None
         if record.state == "calling" and record.sent is not None:
             grace = timedelta(seconds=self.options.ring_s + max(5.0, self.options.ring_s / 2))
@@ -314,6 +322,16 @@ class WakeupCalls:
             return
         if not reply.ok:
             await self._not_answered(record, f"failed: {reply.message}")
+
+    async def _missed(self, record: WakeUp) -> None:
+        """Far too late to wake anyone (the PBX or the bridge was down): no more tries, tell reception."""
+        self._log.error(
+            "Wake-up call for room %s at %s could not be made in time (Asterisk or the bridge was down)",
+            record.room,
+            record.time,
+        )
+        record.tries = max(record.tries, self.options.retries + 1)
+        await self._not_answered(record, "not made: Asterisk or the bridge was down")
 
     async def on_originate_response(self, event: Message) -> None:
         action_id = event.action_id
