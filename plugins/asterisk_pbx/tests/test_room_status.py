@@ -83,7 +83,8 @@ async def test_housekeeping_sets_the_room_state_in_mews(pbx, hotel, pbx_options,
         [update] = hotel.calls_to("resources/update")[-1]["body"]["ResourceUpdates"]
         assert update["StateReason"] == {"Value": "Reported by Maria Novak from the room phone"}
         diagnostics = json.dumps(await running.diagnostics(), default=str)
-        assert "Maria Novak" in diagnostics and "4711" not in diagnostics and "9000" not in diagnostics
+        assert '"Maria Novak": {"pin": "***"' in diagnostics
+        assert '"4711"' not in diagnostics and '"9000"' not in diagnostics
     assert pbx.prompts == [("101", "confirmation"), ("101", "confirmation"), ("102", "confirmation")]
     assert "Room 101 is Inspected in Mews (set by Eva Kral" in caplog.text
 
