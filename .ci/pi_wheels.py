@@ -66,7 +66,7 @@ REFERENCE = ("x86_64", "aarch64", "armv7l")
 # compiling. `.ci/pi-wheels --extra-index-url <piwheels' simple index>` checks these for real.
 _PIWHEELS = "32-bit Pi: wheel from piwheels (see docs/deploy/raspberry-pi.md, 'A 32-bit system')"
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("armv7l", "pillow"): f"Used by the printer plugin and fiscal [print]. {_PIWHEELS}",
+    ("armv7l", "pillow"): f"Used by the printer plugins (ESC/POS, IPP) and fiscal [print]. {_PIWHEELS}",
     ("armv7l", "cffi"): f"Used by cryptography (fiscal plugin). {_PIWHEELS}",
     ("armv7l", "pyyaml"): f"Used by python-escpos (printer plugin). {_PIWHEELS}",
 }

@@ -64,3 +64,27 @@ def test_json_format_is_one_object_per_line_and_masked():
     assert entry["message"] == "printing ***"
     assert entry["device"] == "Desk"
     assert entry["level"] == "INFO"
+
+
+@pytest.mark.timeout(20)  # a quadratic redactor takes hours on these; the linear one a fraction of a second
+@pytest.mark.parametrize(
+    "filler",
+    ["a" * 1_000_000, "token" * 200_000, "ab=" * 333_333, "Token " * 166_666, "x" * 999_990 + "=" * 10],
+)
+def test_the_redactor_handles_a_megabyte_of_adversarial_text_and_still_masks(filler):
+    text = f"{filler} AccessToken={TOKEN}x; {filler[:100]}"
+    redacted = redactor.redact(text)
+    assert f"AccessToken={TOKEN}x" not in redacted
+    assert "AccessToken=***" in redacted
+    assert redacted.startswith(filler[:1000])
+
+
+def test_long_values_are_clipped_in_log_lines_and_bad_text_is_escaped(captured):
+    stream, _ = captured
+    lock_id = "L" * 100_000
+    logging.getLogger("mews_bridge.test").warning("Unknown lock %s for room %s", lock_id, "101")
+    logging.getLogger("mews_bridge.test").warning("Event id %s", "\ud800")
+    lines = stream.getvalue().splitlines()
+    assert len(lines[0]) < 1_200
+    assert lines[0].endswith("… (100000 characters) for room 101")
+    assert lines[1].endswith("Event id \\ud800")

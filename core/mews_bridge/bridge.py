@@ -18,6 +18,7 @@ from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
+from .inputs import is_guid
 from .journal import Journal
 from .lifecycle import ManagedInstance
 from .mews.client import MewsClient
@@ -27,6 +28,7 @@ from .pipeline import CommandPipeline
 from .plugins import PluginHost
 from .redaction import redactor
 from .settings import DeviceEntry, ServiceEntry, Settings, format_validation_error
+from .supervisor import Supervisor
 from .watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ class Bridge:
         self.events = EventBus()
         self.stream: EventStream | None = None
         self.watchdog = LoopWatchdog(host)
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
         redactor.add_from(settings)
 
     @property
@@ -145,7 +147,9 @@ class Bridge:
         """Open the journal, start every device and service, settle last run's commands, connect."""
         self.journal = await Journal.open(self.state_dir / JOURNAL_FILE)
         self.mews = MewsClient(self.settings.mews)
-        self.pipeline = CommandPipeline(self.mews, self.journal, self.settings.bridge, on_fatal=self._fail)
+        self.pipeline = CommandPipeline(
+            self.mews, self.journal, self.settings.bridge, on_fatal=self._fail, supervisor=self.supervisor
+        )
         for plan in self.planned:
             managed = self._manage(plan)
             self.instances.append(managed)
@@ -164,11 +168,9 @@ class Bridge:
         self.stream = EventStream(
             self.settings.mews, self._on_events, self._on_connect, backoff_max_s=self.stream_backoff_max_s
         )
-        self._tasks = [
-            asyncio.create_task(self.watchdog.run(), name="loop watchdog"),
-            asyncio.create_task(self._recover_then_stream(), name="mews stream"),
-            asyncio.create_task(self._sweep(), name="sweep"),
-        ]
+        self.supervisor.start("loop watchdog", self.watchdog.run)
+        self.supervisor.start("mews stream", self._recover_then_stream)
+        self.supervisor.start("sweep", self._sweep)
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
         assert self.mews is not None and self.journal is not None and self.pipeline is not None
@@ -227,13 +229,22 @@ class Bridge:
     async def _on_events(self, events: list[dict[str, Any]]) -> None:
         assert self.pipeline is not None
         for event in events:
-            kind = event.get("Type")
-            if kind == "DeviceCommand" and isinstance(event.get("Id"), str):
-                self.pipeline.on_command_event(event["Id"], event.get("State"))
-            elif isinstance(kind, str) and self.events.has_subscribers(kind):
-                self.events.publish(event)
-            else:
-                log.debug("Ignored a %s event", kind)
+            try:
+                self._on_event(event)
+            except Exception as exc:  # one event never stops the ones after it
+                log.error("Could not handle a %r event", str(event.get("Type"))[:40], exc_info=exc)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        assert self.pipeline is not None
+        kind = event.get("Type")
+        ident = event.get("Id")
+        if kind == "DeviceCommand" and is_guid(ident):  # one bad id would make Mews refuse the whole batch
+            state = event.get("State")
+            self.pipeline.on_command_event(ident, state if isinstance(state, str) else None)
+        elif isinstance(kind, str) and self.events.has_subscribers(kind):
+            self.events.publish(event)
+        else:
+            log.debug("Ignored a %r event", str(kind)[:40])
 
     async def _sweep(self) -> None:
         """Every ``sweep_interval_s``, take active commands again: covers events lost in flight."""
@@ -259,11 +270,10 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop intake, let running commands finish briefly, unload everything, close the journal."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop(["loop watchdog", "mews stream", "sweep"])
         if self.pipeline is not None:
             await self.pipeline.stop(self.settings.bridge.shutdown_grace_s)
+        await self.supervisor.stop()
         for managed in reversed(self.instances):
             await managed.unload()
         await self.events.aclose()
@@ -282,6 +292,7 @@ class Bridge:
             "pipeline": self.pipeline.status() if self.pipeline else None,
             "connected": bool(self.stream and self.stream.connected.is_set()),
             "loop_blocked_incidents": self.watchdog.incidents,
+            "tasks": self.supervisor.status(),
         }
 
     async def write_diagnostics(self) -> Path:

@@ -16,6 +16,26 @@ from .redaction import Redactor, redactor
 LogFormat = Literal["text", "json"]
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+MAX_VALUE_CHARS = 1_000
+"""A text argument longer than this is clipped in the line (a 10 kB lock id, a base64 document)."""
+MAX_LINE_CHARS = 10_000
+MAX_TRACEBACK_CHARS = 20_000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was; safe to write (lone surrogates escaped)."""
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text)} characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _clip_args(args: Any, redact: Any) -> Any:
+    if isinstance(args, tuple):
+        return tuple(
+            clip(redact(a), MAX_VALUE_CHARS) if isinstance(a, str) and len(a) > MAX_VALUE_CHARS else a
+            for a in args
+        )
+    return args
 
 
 class RedactingFilter(logging.Filter):
@@ -26,15 +46,17 @@ class RedactingFilter(logging.Filter):
         self._redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._redactor.redact(record.getMessage())
+        redact = self._redactor.redact
+        record.args = _clip_args(record.args, redact)
+        record.msg = clip(redact(record.getMessage()), MAX_LINE_CHARS)
         record.args = ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self._redactor.redact(record.exc_text)
+            record.exc_text = clip(redact(record.exc_text), MAX_TRACEBACK_CHARS)
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, self._redactor.redact(value))
+                setattr(record, key, clip(redact(value), MAX_VALUE_CHARS))
         return True
 
 

@@ -31,12 +31,14 @@ from pydantic import BaseModel, ValidationError
 
 from .driver import CommandJob, DeviceDriver, LocalDevices
 from .exceptions import CommandError, CommandFailed, CommandRejected
+from .inputs import describe_validation_error
 from .journal import Journal
 from .lifecycle import InstanceState, ManagedInstance
 from .mews.client import MewsClient
 from .mews.errors import MewsAuthError, MewsError, MewsRequestError
 from .mews.models import FINAL_STATES, Device, DeviceCommand
 from .settings import BridgeSettings
+from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 _MAX_NOTES = 1000
@@ -107,7 +109,9 @@ class CommandPipeline(LocalDevices):
         on_fatal: Callable[[BaseException], None],
         processing_after_s: float = 1.0,
         ack_retry_s: float = 15.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
+        self.supervisor = supervisor or Supervisor()
         self.mews = mews
         self.journal = journal
         self.settings = settings
@@ -124,7 +128,7 @@ class CommandPipeline(LocalDevices):
         self._ack_wanted = asyncio.Event()
         self._left_devices: set[str] = set()
         self._parallel = asyncio.Semaphore(settings.max_parallel_devices)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task_names: list[str] = []
         self._accepting = True
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -137,13 +141,14 @@ class CommandPipeline(LocalDevices):
         return slot
 
     def start(self) -> None:
-        for slot in self.slots:
-            slot.worker = asyncio.create_task(self._work(slot), name=f"worker {slot.name}")
-            slot.worker.add_done_callback(self._worker_ended)
-        self._tasks = [
-            asyncio.create_task(self._fetch_loop(), name="command fetch"),
-            asyncio.create_task(self._ack_loop(), name="command acknowledgements"),
+        loops: list[tuple[str, Callable[[], Any]]] = [
+            *((f"worker {slot.name}", lambda slot=slot: self._work(slot)) for slot in self.slots),
+            ("command fetch", self._fetch_loop),
+            ("command acknowledgements", self._ack_loop),
         ]
+        for name, factory in loops:
+            self.supervisor.start(name, factory)
+            self._task_names.append(name)
 
     async def stop(self, grace_s: float) -> None:
         """Stop taking work; let running commands finish for ``grace_s``, then cut them off.
@@ -152,7 +157,6 @@ class CommandPipeline(LocalDevices):
         start; queued ones stay queued and run then.
         """
         self._accepting = False
-        workers = [slot.worker for slot in self.slots if slot.worker]
         # A busy worker finishes its command (journal and Mews included) and then stops by itself.
         busy = [slot.worker for slot in self.slots if slot.worker and slot.current is not None]
         for slot in self.slots:
@@ -161,13 +165,7 @@ class CommandPipeline(LocalDevices):
         if busy:
             log.info("Waiting up to %g s for %d running command(s)", grace_s, len(busy))
             await asyncio.wait(busy, timeout=grace_s)
-        for task in [*workers, *self._tasks]:
-            task.cancel()
-        await asyncio.gather(*workers, *self._tasks, return_exceptions=True)
-
-    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
-        if self._accepting and not worker.cancelled() and worker.exception() is not None:
-            log.critical("%s stopped taking commands", worker.get_name(), exc_info=worker.exception())
+        await self.supervisor.stop(self._task_names)
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -256,6 +254,10 @@ class CommandPipeline(LocalDevices):
                 await self._finish(
                     command.id, "Error", f"No device called {command.device.name!r} is set up on this bridge."
                 )
+            elif command.problem:
+                await self._finish(
+                    command.id, "Error", f"This command cannot be carried out: {command.problem}"
+                )
             elif (
                 age := datetime.now(UTC) - command.created_utc
             ).total_seconds() > self.settings.command_max_age_h * 3600:
@@ -325,6 +327,9 @@ class CommandPipeline(LocalDevices):
                     exc,
                 )
                 continue
+            except Exception as exc:  # an answer nobody foresaw: the sweep tries these ids again
+                log.error("Could not read %d new command(s) from Mews", len(ids), exc_info=exc)
+                continue
             commands.sort(key=lambda c: arrival.get(c.id, 0))
             try:
                 await self.offer(commands)
@@ -334,6 +339,7 @@ class CommandPipeline(LocalDevices):
     # -- running -----------------------------------------------------------------------------------
 
     async def _work(self, slot: DeviceSlot) -> None:
+        slot.worker = asyncio.current_task()
         while self._accepting:
             item = await slot.queue.get()
             slot.current = item
@@ -368,13 +374,10 @@ class CommandPipeline(LocalDevices):
 
     def _validate(self, slot: DeviceSlot, data: dict[str, Any] | None) -> BaseModel:
         try:
-            return slot.driver_cls.data_model().model_validate(data or {})
+            return slot.driver_cls.data_model().model_validate({} if data is None else data)
         except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "Data"
-            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
             raise CommandRejected(
-                f"The command's data is not valid: {where}: {first['msg']}{more}."
+                f"The command's data is not valid: {describe_validation_error(exc, 'Data')}"
             ) from None
 
     async def _run_command(self, slot: DeviceSlot, item: _MewsWork) -> None:
@@ -443,10 +446,7 @@ class CommandPipeline(LocalDevices):
             command_id,
             exc_info=exc,
         )
-        return (
-            "Error",
-            f"{slot.name} failed unexpectedly ({type(exc).__name__}). The bridge log has the details.",
-        )
+        return "Error", f"{slot.name} failed unexpectedly; the bridge log has the details."
 
     async def _mark_processing(self, command_id: str, progress: _ProgressReporter) -> None:
         await asyncio.sleep(self.processing_after_s)
@@ -477,7 +477,10 @@ class CommandPipeline(LocalDevices):
             if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
                 raise  # the bridge is stopping
             log.error("%s crashed on a local job", slot.name, exc_info=exc)
-            _settle(item.result, CommandFailed(f"{slot.name} failed unexpectedly ({type(exc).__name__})."))
+            _settle(
+                item.result,
+                CommandFailed(f"{slot.name} failed unexpectedly; the bridge log has the details."),
+            )
         else:
             _settle(item.result, notes)
 

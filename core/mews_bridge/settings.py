@@ -45,6 +45,9 @@ class MewsSettings(Strict):
     ping_interval_s: float = Field(20.0, gt=0)
     ping_timeout_s: float = Field(20.0, gt=0)
     sweep_interval_s: float = Field(300.0, gt=0, description="Safety sweep of active commands")
+    event_message_max_bytes: int = Field(
+        1_048_576, ge=4096, description="A larger WebSocket message closes the connection, which reconnects"
+    )
 
     @field_validator("platform_url", "websocket_url")
     @classmethod

@@ -31,8 +31,7 @@ async def test_the_demo_plays_the_day_and_ends_with_every_command_processed(tmp_
     assert "Originate to PJSIP/201 at 07:00, prompt in 'cs': answered" in text
     assert "AstDB hotel/201: {'outside': '0'}" in text
     assert (tmp_path / "fiscal-export.zip").is_file()
-    assert sorted(p.name for p in (tmp_path / "receipts").glob("*.png")) == [
-        "receipt-0001.png",
-        "receipt-0002.png",
-    ]
+    # The registration card went to the A4 printer, the fiscal receipt to the receipt printer.
+    assert sorted(p.name for p in (tmp_path / "a4-printer").glob("*.png")) == ["job-1.png"]
+    assert sorted(p.name for p in (tmp_path / "receipts").glob("*.png")) == ["receipt-0001.png"]
     assert "is intact" in text

@@ -13,7 +13,7 @@ from mews_bridge_mocks.keycutter import EncoderSimulator
 from mews_bridge_serial_keycutter.codec import ACK, ENQ, NAK, Frame, FrameScanner, build_frame, frame_intact
 from mews_bridge_serial_keycutter.dialects import KeyMode, KeyRequest, get_dialect
 
-# key-cutters.md §3.6, the worked example: two new cards for room 101 on Encoder1.
+# The golden SALTO frame (docs/reference/key-cutters.md, section 5): two new cards for room 101 on Encoder1.
 WORKED_EXAMPLE = bytes.fromhex(
     "02 b3 43 4e 32 b3 45 6e 63 6f 64 65 72 31 b3 45 b3 31 30 31 b3 b3 b3 b3 b3 b3"
     "31 34 30 30 32 33 31 31 32 36 b3 31 31 30 30 32 35 31 31 32 36 b3 4d 65 77 73"

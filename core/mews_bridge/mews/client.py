@@ -97,6 +97,7 @@ class MewsClient:
         self._enterprise: Enterprise | None = None
         self.requests_sent = 0
         """HTTP requests sent, retries included (benchmarks report it)."""
+        self._unreadable: set[str] = set()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -214,15 +215,33 @@ class MewsClient:
     # -- device commands ---------------------------------------------------------------------------
 
     async def get_active_commands(self) -> list[DeviceCommand]:
+        """Active commands; one that does not fit the model has ``problem`` set (see ``from_mews``)."""
         result = await self.call("commands/getAllActive")
-        return [DeviceCommand.model_validate(c) for c in result.get("Commands") or []]
+        return self._commands(result)
 
     async def get_commands_by_ids(self, command_ids: Sequence[str]) -> list[DeviceCommand]:
         """Commands in any state; up to 1000 ids a request. Unknown ids are left out."""
         commands: list[DeviceCommand] = []
         for chunk in _chunks(list(dict.fromkeys(command_ids))):
             result = await self.call("commands/getAllByIds", {"CommandIds": chunk})
-            commands += [DeviceCommand.model_validate(c) for c in result.get("Commands") or []]
+            commands += self._commands(result)
+        return commands
+
+    def _commands(self, result: Mapping[str, Any]) -> list[DeviceCommand]:
+        raw = result.get("Commands")
+        commands = []
+        for item in raw if isinstance(raw, list) else []:
+            command = DeviceCommand.from_mews(item)
+            if command is not None:
+                commands.append(command)
+            elif (
+                ident := repr(item.get("Id") if isinstance(item, dict) else item)[:80]
+            ) not in self._unreadable:
+                # Nothing can be sent back without a usable id: say so once, never retry it.
+                if len(self._unreadable) >= 10_000:
+                    self._unreadable.clear()
+                self._unreadable.add(ident)
+                log.error("Skipped a command from Mews without a usable Id (%s)", ident)
         return commands
 
     async def update_command(

@@ -6,12 +6,14 @@ Field names follow Mews (PascalCase on the wire, snake_case in Python). Unknown 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic.alias_generators import to_pascal
+
+from ..inputs import describe_unencodable, describe_validation_error, is_encodable, unencodable_path
 
 DeviceType = Literal["Printer", "PaymentTerminal", "KeyCutter", "FiscalMachine", "PassportScanner"]
 DEVICE_TYPES: tuple[str, ...] = (
@@ -57,6 +59,53 @@ class DeviceCommand(MewsModel):
     device: Device
     creator: Any = None
     data: dict[str, Any] | None = None
+    _problem: str | None = PrivateAttr(None)
+
+    @field_validator("created_utc")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # Mews means UTC
+
+    @property
+    def problem(self) -> str | None:
+        """Why this command cannot be carried out as Mews sent it (Notes for its ``Error``), or None."""
+        return self._problem
+
+    @classmethod
+    def from_mews(cls, raw: Any) -> DeviceCommand | None:
+        """The command in ``raw``; one that does not fit the model comes back with :attr:`problem` set
+        (so it can still end in ``Error``), one without a usable ``Id`` as None."""
+        ident = raw.get("Id") if isinstance(raw, dict) else None
+        if not isinstance(ident, str) or not ident or not is_encodable(ident):
+            return None
+        bad = unencodable_path(raw)
+        if bad is None:
+            try:
+                return cls.model_validate(raw)
+            except ValidationError as exc:
+                problem = describe_validation_error(exc)
+        else:
+            problem = describe_unencodable(bad)
+        state = raw.get("State")
+        try:
+            device = Device.model_validate(raw.get("Device"))
+            if unencodable_path(device.to_mews()):
+                raise ValueError("unencodable")
+        except (ValidationError, ValueError):
+            device = Device(id="", name="", type="")
+        try:
+            created = datetime.fromisoformat(str(raw.get("CreatedUtc")))
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        except ValueError:
+            created = datetime.now(UTC)
+        command = cls(
+            id=ident,
+            state=state if isinstance(state, str) and is_encodable(state) else "Pending",
+            created_utc=created,
+            device=device,
+        )
+        command._problem = problem
+        return command
 
 
 class PrinterData(MewsModel):

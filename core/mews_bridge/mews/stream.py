@@ -18,6 +18,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from ..inputs import deeper_than, unencodable_path
 from ..settings import MewsSettings
 from .errors import MewsAuthError
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 EventsHandler = Callable[[list[dict[str, Any]]], Awaitable[None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 _STABLE_AFTER_S = 60.0
+MAX_EVENT_DEPTH = 32
+"""Mews events nest a few levels; anything deeper is garbage (and deep JSON costs recursion)."""
 
 
 class EventStream:
@@ -90,6 +93,7 @@ class EventStream:
             ping_timeout=self.settings.ping_timeout_s,
             open_timeout=self.settings.request_timeout_s,
             user_agent_header=self.settings.client,
+            max_size=self.settings.event_message_max_bytes,  # larger: closed with 1009, then reconnected
         ) as websocket:
             self.connects += 1
             log.info("Connected to the Mews event stream")
@@ -102,10 +106,27 @@ class EventStream:
 
 
 def _parse(message: str | bytes) -> list[dict[str, Any]]:
+    """The events in a message; a malformed message, or an event that is not valid text, is dropped
+    with one WARNING (no traceback: it is the message that is wrong, not the bridge)."""
     try:
         body = json.loads(message)
         events = body["Events"]
-    except (ValueError, KeyError, TypeError):
-        log.warning("Ignored a malformed message on the Mews event stream")
+    except (ValueError, KeyError, TypeError, RecursionError):
+        log.warning("Ignored a malformed message on the Mews event stream (%d characters)", len(message))
         return []
-    return [event for event in events if isinstance(event, dict)] if isinstance(events, list) else []
+    if not isinstance(events, list):
+        log.warning("Ignored a message on the Mews event stream without a list of events")
+        return []
+    kept, refused = [], []
+    for event in events:
+        if not isinstance(event, dict):
+            refused.append("not an object")
+        elif deeper_than(event, MAX_EVENT_DEPTH):
+            refused.append(f"nested deeper than {MAX_EVENT_DEPTH}")
+        elif (bad := unencodable_path(event)) is not None:
+            refused.append(f"{bad[:80]} is not valid text")
+        else:
+            kept.append(event)
+    if refused:
+        log.warning("Ignored %d event(s) on the Mews event stream (the first: %s)", len(refused), refused[0])
+    return kept

@@ -1,4 +1,4 @@
-"""``mews-bridge-mocks``: run a simulator by hand (``mews-bridge-mocks mews``, ``printer``, ``encoder``, ``ami``),
+"""``mews-bridge-mocks``: run a simulator by hand (``mews-bridge-mocks mews``, ``printer``, ``encoder``, ``ami``, ``ipp``),
 or start a driver plugin from the template (``new-driver``)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ COMMANDS = {
     "printer": "mews_bridge_mocks.escpos.cli",
     "encoder": "mews_bridge_mocks.keycutter.cli",
     "ami": "mews_bridge_mocks.ami.cli",
+    "ipp": "mews_bridge_mocks.ipp.cli",
     "new-driver": "mews_bridge_mocks.vendor_kit",
 }
 

@@ -29,6 +29,7 @@ _FAMILIES = {
     "mews_bridge_escpos_printer": "mews_bridge_mocks.escpos.fixtures",
     "mews_bridge_serial_keycutter": "mews_bridge_mocks.keycutter.fixtures",
     "mews_bridge_asterisk_pbx": "mews_bridge_mocks.ami.fixtures",
+    "mews_bridge_ipp_printer": "mews_bridge_mocks.ipp.fixtures",
 }
 pytest_plugins = [
     "mews_bridge_mocks.mews.fixtures",

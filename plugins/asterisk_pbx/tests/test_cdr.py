@@ -99,11 +99,30 @@ def test_room_from_the_channel_when_not_mapped():
         (cdr(Duration="nine"), "Duration is not a whole number"),
         (cdr(StartTime="23/11/2026 09:02"), "not YYYY-MM-DD HH:MM:SS"),
         (Message([("Event", "UserEvent")]), "Not a Cdr event"),
+        (cdr(Destination="0044\ufffd207"), "Destination is not valid text"),
+        (cdr(UniqueID="1795424531.48\x07"), "UniqueID is not valid text"),
+        (cdr(Room="10\ud8001"), "Room is not valid text"),
+        (cdr(BillableSeconds="9" * 5000), "BillableSeconds is not a whole number"),
     ],
 )
 def test_malformed_events(message, error):
     with pytest.raises(CdrError, match=error):
         parse_cdr(message, UTC_ZONE)
+
+
+def test_times_beyond_the_calendar_are_refused_not_raised():
+    new_york = ZoneInfo("America/New_York")
+    with pytest.raises(CdrError, match="out of range"):
+        parse_cdr(cdr(StartTime="9999-12-31 23:59:59"), new_york)
+
+
+def test_garbage_bytes_on_the_wire_never_become_text_that_breaks_later():
+    """Bytes that are not UTF-8 (a CESU-encoded surrogate here) decode to U+FFFD, which the CDR refuses."""
+    raw = captures.CDR_ANSWERED.replace(b"Destination: 0044", b"Destination: \xed\xa0\x80")
+    with pytest.raises(CdrError, match="Destination is not valid text"):
+        parse_cdr(captured(raw), UTC_ZONE)
+    record = parse_cdr(captured(captures.CDR_ANSWERED.replace(b"Room 101", b"Room \xff")), UTC_ZONE)
+    assert record.caller_id.encode("utf-8")  # a garbled caller name is kept: it decides nothing
 
 
 # Which CDRs to rate
@@ -133,7 +152,8 @@ def test_what_is_not_billed(changes, why):
 
 
 def test_local_channel_scenario_rates_exactly_one_cdr():
-    """Answered call through Local channels (the reference, section 3.3): three CDRs, one to rate."""
+    """Answered call through Local channels (docs/reference/asterisk-ami.md, section 4): three CDRs,
+    one to rate."""
     pstn_leg = cdr(
         drop=("Room", "GuestLanguage"),
         Channel="Local/0221234567@fake-pstn-00000002;2",

@@ -32,7 +32,8 @@ GUARD_S = 30.0  # a call rings 1 s and talks 3 s; Congestion lasts 5 s
 
 
 async def originate(ami: AmiClient, room: str, dialled: str) -> None:
-    """The room's phone dials ``dialled``: the Local channel's ;2 half plays the handset (reference §7.4)."""
+    """The room's phone dials ``dialled``: the Local channel's ;2 half plays the handset
+    (docs/reference/asterisk-ami.md, section 7)."""
     await ami.action(
         "Originate",
         {

@@ -206,5 +206,42 @@ async def test_a_charge_pending_at_shutdown_is_posted_once_after_the_restart(pbx
 
     async with bridge_with_pbx(settings) as bridge:
         await wait_for(lambda: hotel.orders, what="the order after the restart")
-        assert (await charge(bridge, call))["state"] == "posted"
+        await wait_for_charge(bridge, call, "posted")  # Mews has it a moment before the journal says so
     assert len(hotel.orders) == 1
+
+
+async def test_calls_beyond_the_limits_are_held_as_failed_never_posted(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        real = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for(lambda: len(hotel.orders) == 1, what="the real call's order")
+
+        def variant(number, **fields):
+            """The real call's CDR with ``fields`` changed, as a corrupted or misconfigured PBX sends it."""
+            changed = {"UniqueID": f"{real['UniqueID']}{number}", **fields}
+            pairs = [(key, changed.get(key, value)) for key, value in real.pairs[2:]]
+            pbx.emit("Cdr", pairs, category="cdr")
+            return dict(pairs)
+
+        long_ago = (datetime.now(pbx.timezone) - timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")
+        endless = "99999999999999999999"
+        calls = {
+            "endless": variant(1, BillableSeconds=endless, Duration=endless),
+            "day": variant(2, BillableSeconds="86401", Duration="86405"),
+            "future": variant(
+                3, StartTime="9999-12-31 23:59:59", AnswerTime="9999-12-31 23:59:59", EndTime="9999-12-31 23:59:59"
+            ),
+            "old": variant(4, StartTime=long_ago, AnswerTime=long_ago, EndTime=long_ago),
+            "pricey": variant(5, Destination="700123456", BillableSeconds="7000", Duration="7004"),  # premium
+        }
+        failed = {name: await wait_for_charge(bridge, call, "failed") for name, call in calls.items()}
+    assert len(hotel.orders) == 1 and len(hotel.calls_to("orders/add")) == 1
+    assert failed["endless"]["error"] == (
+        "99999999999999999999 billable seconds is longer than the limit of 24 h for one call"
+    )
+    assert failed["day"]["error"].startswith("86401 billable seconds is longer")
+    assert failed["future"]["error"] == "the call starts in the future (9999-12-31 22:59 UTC)"
+    assert "before the period Mews still lets the bridge post to" in failed["old"]["error"]
+    assert failed["pricey"]["error"].endswith("PLN is above the limit of 500 PLN per call")
+    assert float(failed["pricey"]["amount"]) > 500

@@ -134,6 +134,23 @@ async def test_bad_documents_end_in_error_with_a_clear_note_and_the_next_command
     assert len(printer_simulator.receipts) == 1
 
 
+async def test_too_many_copies_are_refused_and_nothing_is_printed(
+    mews_simulator, printer_simulator, printer_id, settings, sample_pdf
+):
+    async with running_bridge(settings(), entry_points=True):
+        many = mews_simulator.add_printer_command(printer_id, b64(sample_pdf), copy_count=6)
+        refused = await wait_for_final_state(mews_simulator, many)
+        five = await wait_for_final_state(
+            mews_simulator, mews_simulator.add_printer_command(printer_id, b64(sample_pdf), copy_count=5)
+        )
+    assert (refused["State"], refused["Notes"]) == (
+        "Error",
+        f"6 copies requested; {NAME} prints at most 5 per command (max_copies).",
+    )
+    assert five["State"] == "Processed"
+    assert len(printer_simulator.receipts) == 5
+
+
 async def test_paper_near_end_is_a_warning_on_a_processed_command(
     mews_simulator, printer_simulator, printer_id, settings, sample_pdf
 ):

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mews_bridge import CommandFailed, CommandJob, InstanceContext, LocalDevices
-from mews_bridge.mews.models import DeviceCommand, OrderItem, Payment
+from mews_bridge.mews.models import Bill, DeviceCommand, OrderItem, Payment
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 
 RKSV_OPTIONS: dict[str, Any] = {
@@ -129,7 +129,7 @@ def make_job(command_id: str, data: dict, *, interrupted: bool = False) -> Comma
 
 
 class FakeMews:
-    """The two client calls the driver makes, answering typed models (as ``MewsClient`` does) from the
+    """The client calls the driver makes, answering typed models (as ``MewsClient`` does) from the
     Mews-shaped dicts in ``items`` and ``payments``, keyed by bill id."""
 
     def __init__(self) -> None:
@@ -137,6 +137,10 @@ class FakeMews:
         self.payments: dict[str, list[dict]] = {}
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self.fail: Exception | None = None
+
+    async def get_bills(self, bill_ids: list[str]) -> list[Bill]:
+        """Every bill is known (the bridge tests cover one Mews does not return)."""
+        return [Bill(id=bill_id) for bill_id in bill_ids]
 
     async def get_order_items(self, *, bill_ids: list[str]) -> list[OrderItem]:
         self.calls.append(("orderItems/getAll", tuple(bill_ids)))

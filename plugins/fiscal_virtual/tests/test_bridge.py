@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 import re
+import uuid
 import zipfile
 
 import pytest
@@ -266,12 +267,48 @@ async def test_a_command_cut_off_after_its_receipt_was_signed_gets_that_receipt_
         assert sales(register) == 1
 
 
-@pytest.mark.parametrize("problem", ["unmapped tax code", "item that does not add up", "unpaid balance"])
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "unmapped tax code",
+        "item that does not add up",
+        "unpaid balance",
+        "bill Mews does not know",
+        "amount beyond the limit",
+        "amount that is not a number",
+    ],
+)
 async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_leaves_no_receipt(
     mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, problem
 ):
     sim = mews_simulator
-    if problem == "unmapped tax code":
+    add_command = sim.add_fiscal_command
+    if problem == "bill Mews does not know":
+        bill_id = paid_bill()
+
+        def add_command(fiscal_id, bill_id):
+            command_id = sim.add_fiscal_command(fiscal_id, bill_id)
+            sim.commands[command_id]["Data"]["Bill"]["Id"] = str(uuid.uuid4())
+            return command_id
+
+        notes = (
+            f"Mews does not know Bill {sim.bill(bill_id)['Number']}, so there is nothing to fiscalise; "
+            "nothing was signed."
+        )
+    elif problem == "amount beyond the limit":
+        bill_id = paid_bill(LineItem("Suite", gross=5_000_000), paid=5_000_017.5)
+        notes = (
+            f"Bill {sim.bill(bill_id)['Number']} has an amount of 5000017.50 EUR, above the limit "
+            "of 1000000.00 EUR per bill; nothing was signed. Please check the bill in Mews."
+        )
+    elif problem == "amount that is not a number":
+        bill_id = paid_bill()
+        sim.order_items[order_item_id(sim, bill_id, "Wine")]["Amount"]["GrossValue"] = float("nan")
+        notes = (
+            f"Mews sent Bill {sim.bill(bill_id)['Number']} with a line that cannot be fiscalised: "
+            "Field `Line.Amount.GrossValue` is not a valid amount. Nothing was signed."
+        )
+    elif problem == "unmapped tax code":
         bill_id = paid_bill(LineItem("Newspaper", gross=3, tax_codes=("AT-Z",)), paid=20.5)
         notes = (
             f'Item "Newspaper" ({order_item_id(sim, bill_id, "Newspaper")}) has tax code "AT-Z", '
@@ -289,7 +326,7 @@ async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_lea
             "its items total 17.50 EUR but its payments 15.00 EUR."
         )
     async with running_bridge(settings(), entry_points=True):
-        refused = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, bill_id))
+        refused = await wait_for_final_state(sim, add_command(fiscal_id, bill_id))
         after = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
 
     assert (refused["State"], refused["Notes"]) == ("Error", notes)

@@ -1,4 +1,4 @@
-"""Bill corrections become storno, refund, difference or null receipts as the reference maps them."""
+"""Bill corrections become storno, refund, difference or null receipts as docs/reference/fiscal.md maps them."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from mews_bridge import CommandFailed, CommandRejected, DeviceConfigError, DeviceNotReady
+from mews_bridge.mews.errors import MewsUnavailable
 from mews_bridge_fiscal_virtual.journal import JOURNAL_FILE
 from mews_bridge_fiscal_virtual.keys import AES_KEY_FILE, SIGNING_KEY_FILE
 from mews_bridge_fiscal_virtual.options import FiscalOptions
@@ -104,7 +105,7 @@ async def test_bill_that_does_not_balance_is_rejected(harness, mk):
 
 
 async def test_mews_failure_while_fetching_fails_the_command(harness, mk):
-    harness.mews.fail = RuntimeError("orderItems/getAll: timed out")
+    harness.mews.fail = MewsUnavailable("orderItems/getAll", "timed out")
     driver = await harness.driver()
     with pytest.raises(
         CommandFailed, match=r"items of Bill 5 could not be read from Mews \(orderItems/getAll: timed out\)"

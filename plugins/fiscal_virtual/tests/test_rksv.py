@@ -1,4 +1,4 @@
-"""RKSV: the reference's test vectors, byte for byte, and the format rules around them."""
+"""RKSV: the test vectors of docs/reference/fiscal.md, byte for byte, and the format rules around them."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from mews_bridge_fiscal_virtual.profiles.rksv import (
     receipt_data_string,
 )
 
-# Reference §3.7: closed system R1-AT0, BMF scenario-1 AES key.
+# docs/reference/fiscal.md, section 3.5: closed system R1-AT0, BMF scenario-1 AES key.
 AES_KEY_B64 = "WQRtiiya3hYh/Uz44Bv3x8ETl1nrH6nCdErn69g5/lU="
 AES_KEY = base64.b64decode(AES_KEY_B64)
 CASHBOX = "CASHBOX-DEMO-1"

@@ -22,7 +22,8 @@ from mews_bridge_serial_keycutter.codec import (
 )
 from mews_bridge_serial_keycutter.dialects import KeyMode, KeyRequest, Reply, get_dialect
 
-# key-cutters.md §3.6: two new cards for room 101 on Encoder1, 14:00 23-11-2026 -> 11:00 25-11-2026.
+# docs/reference/key-cutters.md, section 5: two new cards for room 101 on Encoder1,
+# 14:00 23-11-2026 -> 11:00 25-11-2026.
 WORKED_EXAMPLE = bytes.fromhex(
     "02 b3 43 4e 32 b3 45 6e 63 6f 64 65 72 31 b3 45 b3 31 30 31 b3 b3 b3 b3 b3 b3"
     "31 34 30 30 32 33 31 31 32 36 b3 31 31 30 30 32 35 31 31 32 36 b3 4d 65 77 73"

@@ -147,6 +147,9 @@ async def test_key_cutter_data_sets_encoder_and_authorisations(
         ({"LockIds": ["10\u00b31"]}, "Lock id '10³1' cannot be sent to the encoder"),
         ({"KeyCount": 10}, "10 keys requested; at most 9"),
         ({"EndUtc": "2020-01-01T10:00:00Z"}, "The stay ended at 2020-01-01 10:00 UTC"),
+        ({"EndUtc": "2200-01-01T10:00:00Z"}, "cards hold dates from 2000 to 2099 only, not 2200-01-01"),
+        ({"StartUtc": "1999-12-01T10:00:00Z"}, "cards hold dates from 2000 to 2099 only, not 1999-12-01"),
+        ({"EndUtc": "9999-12-31T23:59:59Z"}, "cards hold dates from 2000 to 2099 only, not 9999-12-31"),
     ],
 )
 async def test_commands_that_cannot_be_cut(make_driver, encoder_simulator, data, message, key_data, make_job):

@@ -1,7 +1,7 @@
 """AMI bytes as Asterisk 22 sends them, for tests and ``bench/bench_ami.py``.
 
-The two CDRs are the captures from Asterisk 22.10.1 in the reference (section 3.2); the responses
-follow ``main/manager.c`` and ``main/db.c`` byte for byte (the Ping timestamp is the reference's).
+The two CDRs were captured from Asterisk 22.10.1 (docs/reference/asterisk-ami.md, section 4); the
+responses follow ``main/manager.c`` and ``main/db.c`` byte for byte (the Ping timestamp is an example).
 """
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"

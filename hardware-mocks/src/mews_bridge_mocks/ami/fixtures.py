@@ -1,7 +1,7 @@
 """pytest fixture: ``ami_simulator``, an :class:`AmiSimulator` on loopback for one test.
 
 Manager user ``mewsbridge`` / secret ``s3cret``; refused logins are answered at once (Asterisk
-waits 1 s) and ``writetimeout`` is 1 s, as the reference's recommended ``manager.conf`` has it.
+waits 1 s) and ``writetimeout`` is 1 s, as the plugin's ``docs/manager.conf.sample`` has it.
 """
 
 from __future__ import annotations

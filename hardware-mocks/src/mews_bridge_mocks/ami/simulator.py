@@ -349,6 +349,13 @@ class AmiSimulator(Simulator):
 
     # Events
 
+    def send_raw(self, data: bytes) -> int:
+        """Write ``data`` as it is (garbage included) to every connected client; returns how many."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.write(data)
+        return len(sessions)
+
     def emit(self, event: str, headers: Iterable[tuple[str, str]], *, category: str) -> Message:
         """Send an event to every session whose class mask and filters let it through."""
         message = Message([("Event", event), ("Privilege", f"{category},all"), *headers])

@@ -27,6 +27,7 @@ from mews_bridge.testing import (
 from ..ami import AmiSimulator
 from ..escpos.samples import registration_card_pdf
 from ..escpos.simulator import PrinterSimulator
+from ..ipp.simulator import IppPrinterSimulator
 from ..keycutter import EncoderSimulator
 from ..mews import BillPayment, LineItem, MewsSimulator
 
@@ -57,6 +58,7 @@ class Demo:
         self.sim: MewsSimulator
         self.encoder: EncoderSimulator
         self.printer: PrinterSimulator
+        self.office: IppPrinterSimulator
         self.pbx: AmiSimulator
         self.bridge: Bridge
 
@@ -75,13 +77,15 @@ class Demo:
             self.sim = await stack.enter_async_context(MewsSimulator())
             self.encoder = await stack.enter_async_context(EncoderSimulator("salto", tcp=False))
             self.printer = await stack.enter_async_context(PrinterSimulator(self.out / "receipts"))
+            self.office = await stack.enter_async_context(IppPrinterSimulator(self.out / "a4-printer"))
             self.pbx = await stack.enter_async_context(
                 AmiSimulator(username=AMI_USER, secret=AMI_SECRET, timezone="Europe/Vienna")
             )
             self.say(f"Mews simulator on {self.sim.platform_url}")
             self.say(f"ESC/POS printer on {self.printer.url}; SALTO encoder on {self.encoder.port_url}")
-            self.say(f"Asterisk AMI on 127.0.0.1:{self.pbx.port}")
-            printer_id = self.sim.add_device("Reception printer", "Printer")
+            self.say(f"Asterisk AMI on 127.0.0.1:{self.pbx.port}; A4 office printer (IPP) on {self.office.uri}")
+            self.sim.add_device("Reception printer", "Printer")
+            office_id = self.sim.add_device("Office printer", "Printer")
             encoder_id = self.sim.add_device("Reception encoder", "KeyCutter")
             fiscal_id = self.sim.add_device("Fiscal machine", "FiscalMachine")
             settings = bridge_settings(
@@ -94,6 +98,7 @@ class Demo:
                         "escpos_printer",
                         {"connection": self.printer.url},
                     ),
+                    device("Office printer", "Office printer", "ipp_printer", {"uri": self.office.uri}),
                     device(
                         "Reception encoder",
                         "Reception encoder",
@@ -108,7 +113,7 @@ class Demo:
             for managed in self.bridge.instances:
                 await managed.wait_loaded()
             self.say(f"Bridge connected: {len(self.bridge.instances)} devices and services ready")
-            await self.registration_card(printer_id)
+            await self.registration_card(office_id)
             await self.keys(encoder_id)
             await self.outage(encoder_id)
             await self.bill(fiscal_id)
@@ -123,13 +128,14 @@ class Demo:
 
     async def registration_card(self, printer_id: str) -> None:
         self.say(
-            "Reception prints Anna Novak's registration card (a two-page A4 PDF) on the receipt printer."
+            "Reception prints Anna Novak's registration card (a two-page A4 PDF) on the A4 office printer."
         )
         pdf = base64.b64encode(registration_card_pdf(2, guest="Anna Novak")).decode()
         await self.command(
-            "Registration card", "Reception printer", self.sim.add_printer_command(printer_id, pdf)
+            "Registration card", "Office printer", self.sim.add_printer_command(printer_id, pdf)
         )
-        self.say(f"The printer cut the receipt; its picture is {self.printer.receipts[-1].png_path}")
+        job = self.office.jobs[-1]
+        self.say(f"The A4 printer printed {job.pages} pages; its first page is {job.png_path}")
 
     async def bill(self, fiscal_id: str) -> None:
         guest = self.sim.add_customer("Novak", "Anna")
@@ -297,7 +303,8 @@ class Demo:
                 f"{row.what:<{widths[0]}}  {row.device:<{widths[1]}}  {row.state:<{widths[2]}}  {row.notes}"
             )
         click.echo(f"\nWritten to {self.out}:")
-        for path in [*(receipt.png_path for receipt in self.printer.receipts), *self.written]:
+        pages = [job.png_path for job in self.office.jobs if job.png_path]
+        for path in [*pages, *(receipt.png_path for receipt in self.printer.receipts), *self.written]:
             click.echo(f"  {path}")
 
 

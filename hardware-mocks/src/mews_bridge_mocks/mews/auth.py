@@ -6,7 +6,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-# Mews' public demo tokens (Gross pricing demo, first row of the reference's token table).
+# Mews' public demo tokens (the Gross pricing demo's first pair; docs/reference/mews-connector-api.md).
 DEMO_CLIENT_TOKEN = "E0D439EE522F44368DC78E1BFB03710C-D24FB11DBE31D4621C4817E028D9E1D"
 DEMO_ACCESS_TOKEN = "C66EF7B239D24632943D115EDE9CB810-EA00F8FD8294692C940F6B5A8F9453D"
 

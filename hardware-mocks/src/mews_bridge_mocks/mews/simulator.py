@@ -100,6 +100,10 @@ class MewsSimulator(World, Simulator):
         """Send raw ``events`` in one frame to every open socket; returns once written."""
         await self._hub.push(events)
 
+    async def push_frame(self, frame: str) -> None:
+        """Send a raw text frame (not necessarily JSON) to every open socket; returns once written."""
+        await self._hub.push_frame(frame)
+
     @property
     def websocket_connections(self) -> int:
         """Sockets open right now."""

@@ -116,7 +116,7 @@ class World:
         self.currency = currency
         self.timezone = timezone
         self.accounting_editable_history = timedelta(days=7)
-        # Mews documents no transition rules; the reference advises refusing updates to finished commands.
+        # Mews documents no transition rules; a careful server refuses updates to finished commands.
         self.reject_updates_after_final_state = True
         self.tax_environment_code = "AT-2020"
         self.tax_environments: list[Row] = []
@@ -380,7 +380,8 @@ class World:
     def _emit_command(self, command_id: str) -> None:
         command = self.commands[command_id]
         event = {"Type": "DeviceCommand", "Id": command_id, "State": command["State"]}
-        self._emit(event, device_id=command["Device"]["Id"])
+        device = command.get("Device")  # a test may have mangled it: Mews announces to nobody then
+        self._emit(event, device_id=device.get("Id") if isinstance(device, dict) else "")
 
     # -- guests, rooms and reservations ---------------------------------------------------------
 

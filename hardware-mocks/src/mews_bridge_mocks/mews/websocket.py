@@ -67,7 +67,10 @@ class EventHub:
 
     async def push(self, events: list[Row]) -> None:
         """Send ``events`` as one frame to every socket and wait until it is written (or dropped)."""
-        frame = json.dumps({"Events": events})
+        await self.push_frame(json.dumps({"Events": events}))
+
+    async def push_frame(self, frame: str) -> None:
+        """Send ``frame`` as it is (garbage included) to every socket and wait until it is written."""
         connections = list(self._connections)
         for connection in connections:
             connection.outbox.put_nowait(frame)

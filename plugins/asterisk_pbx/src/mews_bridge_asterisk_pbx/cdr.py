@@ -2,7 +2,7 @@
 named on the guest's bill.
 
 Asterisk writes one CDR per channel that ran dialplan, so one guest call may come with several
-records (the reference, section 3.3); :func:`not_billable_reason` keeps the one that is the guest's
+records (docs/reference/asterisk-ami.md, section 4); :func:`not_billable_reason` keeps the one that is the guest's
 answered outside call.
 """
 
@@ -13,6 +13,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
+
+from mews_bridge.inputs import is_encodable
 
 from .codec import Message
 
@@ -105,10 +107,13 @@ def parse_cdr(event: Message, timezone: ZoneInfo) -> CallRecord:
         raise CdrError(f"Not a Cdr event: {event.name!r}")
     values = {k.lower(): v for k, v in reversed(event.pairs)}
 
-    def text(name: str) -> str:
+    def text(name: str, *, free: bool = False) -> str:
+        """A field; one that decides the charge (``free`` is False) must be clean text."""
         value = values.get(name.lower())
         if value is None:
             raise CdrError(f"Cdr event without {name}")
+        if not free:
+            _check_text(name, value)
         return value
 
     def number(name: str) -> int:
@@ -116,7 +121,7 @@ def parse_cdr(event: Message, timezone: ZoneInfo) -> CallRecord:
         try:
             return int(value)
         except ValueError:
-            raise CdrError(f"Cdr {name} is not a whole number: {value!r}") from None
+            raise CdrError(f"Cdr {name} is not a whole number: {value[:40]!r}") from None
 
     unique_id = text("UniqueID")
     duration = number("Duration")
@@ -132,35 +137,46 @@ def parse_cdr(event: Message, timezone: ZoneInfo) -> CallRecord:
     for key, value in event.pairs:
         if key.lower() not in _KNOWN:
             custom.setdefault(key, value)
+    for name in ("Room", "Sequence", "LinkedID"):
+        if name in custom:
+            _check_text(name, custom[name])
     return CallRecord(
         unique_id=unique_id,
-        account_code=text("AccountCode"),
+        account_code=text("AccountCode", free=True),
         source=text("Source"),
         destination=text("Destination"),
         destination_context=text("DestinationContext"),
-        caller_id=text("CallerID"),
+        caller_id=text("CallerID", free=True),
         channel=text("Channel"),
         destination_channel=text("DestinationChannel"),
         last_application=text("LastApplication"),
-        last_data=text("LastData"),
+        last_data=text("LastData", free=True),
         start=start,
         answer=answer,
         end=end,
         duration=duration,
         billable_seconds=billable,
         disposition=text("Disposition"),
-        user_field=text("UserField"),
+        user_field=text("UserField", free=True),
         custom=custom,
     )
+
+
+def _check_text(name: str, value: str) -> None:
+    # U+FFFD stands for bytes that were not UTF-8: such a field is garbage, not a number or an id.
+    if "\ufffd" in value or not is_encodable(value) or not value.isprintable():
+        raise CdrError(f"Cdr {name} is not valid text: {value[:40]!r}")
 
 
 def _to_utc(local: str, timezone: ZoneInfo, hint: float | None) -> datetime:
     try:
         naive = datetime.strptime(local, _TIME_FORMAT)
+        first = naive.replace(tzinfo=timezone, fold=0).astimezone(UTC)
+        second = naive.replace(tzinfo=timezone, fold=1).astimezone(UTC)
     except ValueError:
-        raise CdrError(f"Cdr time {local!r} is not YYYY-MM-DD HH:MM:SS") from None
-    first = naive.replace(tzinfo=timezone, fold=0).astimezone(UTC)
-    second = naive.replace(tzinfo=timezone, fold=1).astimezone(UTC)
+        raise CdrError(f"Cdr time {local[:40]!r} is not YYYY-MM-DD HH:MM:SS") from None
+    except OverflowError:  # 9999-12-31 west of UTC is past the last representable moment
+        raise CdrError(f"Cdr time {local!r} is out of range") from None
     if first == second or hint is None:
         return first
     return min((first, second), key=lambda moment: abs(moment.timestamp() - hint))
@@ -173,7 +189,7 @@ def not_billable_reason(
 ) -> str | None:
     """Why this CDR must not be charged, or None if it is a guest's answered outside call.
 
-    Rules (the reference, section 3.4): answered, billable seconds > 0, the ``Dial`` that reached a
+    Rules (docs/reference/asterisk-ami.md, "Which CDR to charge"): answered, billable seconds > 0, the ``Dial`` that reached a
     called channel, made from a room's phone (``is_room(extension)``), not to another room, and, if
     ``outbound_contexts`` is given, dialled in one of them. Billable seconds alone are not enough: a
     dialplan that answers before Dial (to play a prompt) gives unanswered calls billable seconds.

@@ -12,7 +12,7 @@ Wire format (Asterisk 22, AMI 11.0.0):
   (``Output:``, ``Variable:``) and values may be empty (``UserField: ``).
 
 A block is decoded only once its terminating blank line has arrived, so a UTF-8 character split
-across two TCP reads is never damaged (panoramisk loses it, see the reference, section 6.2).
+across two TCP reads is never damaged (panoramisk loses it: docs/reference/asterisk-ami.md, section 6).
 """
 
 from __future__ import annotations

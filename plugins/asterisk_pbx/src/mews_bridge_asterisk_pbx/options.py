@@ -24,6 +24,7 @@ mistakes before the bridge starts.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +70,12 @@ class AsteriskPbxOptions(BaseModel):
     )
     retention_days: float = Field(90, gt=0, description="Posted charges are forgotten after this")
     retry_max_s: float = Field(300, gt=0, description="Longest wait between tries to post a charge")
+    max_call_seconds: int = Field(
+        24 * 3600, ge=1, description="A call billed for longer is held as failed, not posted"
+    )
+    max_call_charge: Decimal = Field(
+        Decimal(500), gt=0, allow_inf_nan=False, description="A call priced higher (tariff currency) is held as failed"
+    )
     housekeeping: HousekeepingOptions = Field(
         default_factory=HousekeepingOptions,
         description="Room status codes (*52*PIN*STATUS): staff and states",

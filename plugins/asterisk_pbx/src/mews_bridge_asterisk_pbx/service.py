@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady, InstanceContext, Service
+from mews_bridge.inputs import is_guid
 from mews_bridge.mews.client import MewsClient
 from mews_bridge.mews.enterprise import Enterprise
 from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
@@ -31,6 +33,7 @@ from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_bi
 from .charges import Charge, ChargeLedger, standard_tax_code
 from .codec import Message
 from .housekeeping import RoomStatusRefused, RoomStatusSender, StatusChange, resolve
+from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
 from .phonecodes import (
@@ -90,6 +93,9 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._ledger: ChargeLedger | None = None
         self._zone = ZoneInfo("UTC")
         self._tax_code: str | None = None
+        self._limits = ChargeLimits(
+            options.max_call_seconds, options.max_call_charge, options.loaded_tariff.currency, None
+        )
         self._room_status: RoomStatusSender | None = None
         self._wakeups: WakeupCalls | None = None
 
@@ -105,6 +111,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             enterprise = await ctx.enterprise()
             self._tax_code = await self._check_mews(enterprise)
             self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
+            self._limits = replace(self._limits, editable_history=enterprise.accounting_editable_history)
             self._set_resources(await ctx.mews.get_resources())
             for event_type, handler in (
                 ("Reservation", self._on_reservation),
@@ -244,7 +251,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
 
     async def _on_reservation(self, event: dict[str, Any]) -> None:
         reservation_id = event.get("Id")
-        if not isinstance(reservation_id, str):
+        if not is_guid(reservation_id):  # garbage would only make Mews refuse the look-up
             return
         async with self._lock:
             try:
@@ -265,7 +272,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
 
     async def _on_resource(self, event: dict[str, Any]) -> None:
         resource_id = event.get("Id")
-        if not isinstance(resource_id, str):
+        if not is_guid(resource_id):
             return
         async with self._lock:
             try:
@@ -362,22 +369,32 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "account_id": stay.account_id if stay else None,
             "guest": stay.guest.name if stay and stay.guest else None,
         }
-        try:
-            rating = self.options.loaded_tariff.rate(record.destination, record.billable_seconds)
-        except TariffError as exc:
-            self._log.error("Cannot rate the call from room %s to %s: %s", room, record.destination, exc)
+
+        def failed(reason: str, amount: str = "0", call_class: str = "") -> Charge:
+            self._log.error("Not charging the call from room %s to %s: %s", room, record.destination, reason)
             return Charge(
                 state="failed",
                 number=record.destination,
                 item=charge_item_name(record.destination, record.billable_seconds),
-                call_class="",
-                amount="0",
-                error=str(exc),
+                call_class=call_class,
+                amount=amount,
+                error=reason,
                 **base,
             )
+
+        refusal = self._limits.call_refusal(record, datetime.now(UTC))
+        if refusal is not None:
+            return failed(refusal)
+        try:
+            rating = self.options.loaded_tariff.rate(record.destination, record.billable_seconds)
+        except TariffError as exc:
+            return failed(str(exc))
         if not rating.chargeable:
             self._log.info("Call from room %s to %s is free (%s)", room, rating.display, rating.free_reason)
             return None
+        refusal = self._limits.amount_refusal(rating.amount)
+        if refusal is not None:
+            return failed(refusal, str(rating.amount), rating.call_class)
         return Charge(
             state="pending" if stay else "unassigned",
             number=rating.number,

@@ -97,6 +97,11 @@ class EscposPrinterDriver(DeviceDriver[Options]):
 
     async def execute(self, job: CommandJob[Any]) -> str | None:
         data: PrinterData = job.data
+        if data.copy_count > self.options.max_copies:
+            raise CommandRejected(
+                f"{data.copy_count} copies requested; {self.ctx.name} prints at most "
+                f"{self.options.max_copies} per command (max_copies)."
+            )
         try:
             document = await asyncio.to_thread(self._open, data)
             try:

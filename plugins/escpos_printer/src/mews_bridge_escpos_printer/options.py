@@ -144,6 +144,8 @@ class Options(BaseModel):
     """Trim white page margins so an A4 document fills the roll (and skip blank space)."""
     max_pages: int = Field(default=20, ge=1, le=500)
     """Documents with more pages are refused."""
+    max_copies: int = Field(default=5, ge=1, le=100)
+    """Commands asking for more copies are refused (Mews allows up to 100)."""
     max_document_mb: float = Field(default=10.0, gt=0, le=200)
     """Documents larger than this (decoded) are refused."""
 

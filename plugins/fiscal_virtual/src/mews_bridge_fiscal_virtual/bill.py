@@ -1,6 +1,6 @@
 """From a Mews fiscal command to a receipt draft: payload shapes, item lookup, corrections.
 
-Corrections (``CorrectionState = CorrectiveBill``) map to journal kinds as the reference asks:
+Corrections (``CorrectionState = CorrectiveBill``) map to journal kinds as docs/reference/fiscal.md sets out:
 
 * ``Cancellation`` → STORNO of the whole original bill: the negated totals of its receipt in this
   journal (the corrective bill's own items, if any, must agree); without that receipt, the

@@ -1,6 +1,6 @@
 """The ``fiscal_virtual`` driver: Mews ``FiscalMachine`` commands in, signed journal receipts out.
 
-Order of work for a command, as the reference's write order asks: look the command up in the
+Order of work for a command (the write order of docs/reference/fiscal.md): look the command up in the
 journal (a redelivered command returns its receipt), read the bill's lines, derive the receipt,
 then number, sign and commit it in one transaction, and only then print and return the Notes that
 acknowledge it. A crash after the commit is harmless: :meth:`recover` (and :meth:`execute`) find
@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 from mews_bridge import (
     CommandError,
     CommandFailed,
@@ -25,6 +27,8 @@ from mews_bridge import (
     DeviceNotReady,
     InstanceContext,
 )
+from mews_bridge.inputs import describe_validation_error
+from mews_bridge.mews.errors import MewsError
 
 from .bill import (
     FiscalBill,
@@ -37,7 +41,7 @@ from .bill import (
 )
 from .closing import next_day_change
 from .journal import Entry
-from .money import BreakdownError, TaxMap
+from .money import Breakdown, BreakdownError, TaxMap, format_minor, to_minor
 from .options import FiscalOptions
 from .printing import print_data
 from .profiles.base import short_code
@@ -200,6 +204,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             )
         except BreakdownError as exc:
             raise CommandRejected(str(exc)) from None
+        self._check_size(bill, draft.breakdown)
         raw = evidence(job.command, data, items, payments)
         write = asyncio.ensure_future(
             asyncio.to_thread(register.record, draft, self.clock(), command_id=job.id, raw=raw)
@@ -223,19 +228,51 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         # Not in the journal: the cut-off run never committed a receipt, so running it now is safe.
         return await self.execute(job)
 
+    def _check_size(self, bill: FiscalBill, breakdown: Breakdown) -> None:
+        """Refuse a bill larger than ``max_bill_amount``: no hotel bill is, a corrupted one may be."""
+        currency = breakdown.currency
+        limit = to_minor(self.options.max_bill_amount, currency)
+        sizes = [
+            abs(breakdown.gross),
+            *(abs(b.gross) for b in breakdown.buckets.values()),
+            *map(abs, breakdown.payments.values()),
+        ]
+        if max(sizes, default=0) > limit:
+            raise CommandRejected(
+                f"{bill_label(bill)} has an amount of {format_minor(max(sizes), currency)} {currency}, above the "
+                f"limit of {format_minor(limit, currency)} {currency} per bill; nothing was signed. "
+                "Please check the bill in Mews."
+            )
+
     async def _lines(self, bill: FiscalBill) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         items, payments = embedded_lines(bill)
         if items is not None and payments is not None:
             return items, payments
         try:
+            if not await self.ctx.mews.get_bills([bill.id]):
+                raise CommandRejected(
+                    f"Mews does not know {bill_label(bill)}, so there is nothing to fiscalise; "
+                    "nothing was signed."
+                )
             fetched_items, fetched_payments = await fetch_bill_lines(
                 self.ctx.mews, bill.id, items=items is None, payments=payments is None
             )
         except CommandError:
             raise
-        except Exception as exc:
+        except ValidationError as exc:
+            self.ctx.logger.warning("Mews sent lines of %s that do not fit: %s", bill.id, exc)
+            raise CommandRejected(
+                f"Mews sent {bill_label(bill)} with a line that cannot be fiscalised: "
+                f"{describe_validation_error(exc, 'Line')} Nothing was signed."
+            ) from None
+        except MewsError as exc:
             raise CommandFailed(
                 f"The items of {bill_label(bill)} could not be read from Mews ({exc}). Please send it again."
+            ) from exc
+        except Exception as exc:  # Mews' words are fit for Notes, Python's are not
+            self.ctx.logger.error("Reading the lines of %s failed", bill.id, exc_info=exc)
+            raise CommandFailed(
+                f"The items of {bill_label(bill)} could not be read from Mews. Please send it again."
             ) from exc
         return (items if items is not None else fetched_items), (
             payments if payments is not None else fetched_payments

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,6 +46,9 @@ class FiscalOptions(BaseModel):
     """Record every bill as a training receipt (RKSV ``TRA``), outside the turnover counter."""
     fiscalise_invoices: bool = True
     """False: an ``Invoice`` bill (unpaid, no cash turnover) gets a null receipt instead of a sale."""
+    max_bill_amount: Decimal = Field(Decimal(1_000_000), gt=0, allow_inf_nan=False)
+    """A bill whose total, or any tax bucket or payment type, is larger (in the register's currency)
+    ends in Error and nothing is signed: no hotel bill is that large, a corrupted one may be."""
 
     @model_validator(mode="after")
     def _profile_rules(self) -> FiscalOptions:

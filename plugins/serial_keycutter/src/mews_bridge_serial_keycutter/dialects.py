@@ -97,6 +97,9 @@ class Dialect(ABC):
         """``moment`` as the card will hold it (the date format drops seconds or minutes)."""
         return moment.replace(second=0, microsecond=0)
 
+    def check_time(self, moment: datetime) -> None:  # noqa: B027 - a dialect without a date limit
+        """Raise ``ValueError`` if the card cannot hold ``moment`` (a two-digit year wraps around)."""
+
     @abstractmethod
     def encode_request(self, request: KeyRequest) -> bytes:
         """The request frame (PMS side); ``ValueError`` if the request is beyond the dialect's limits."""
@@ -187,7 +190,16 @@ class IndustryStandardDialect(Dialect):
             return f"{text}: {reply.fields[-1]}"
         return text
 
+    def check_time(self, moment: datetime) -> None:
+        # Two digits (``%y``) hold 2000-2099 only: 2200 would be cut as 2000, a key that never opens.
+        if "%y" in self.date_format and not 2000 <= moment.year <= 2099:
+            raise ValueError(
+                f"{self.title} cards hold dates from 2000 to 2099 only, not {moment:%Y-%m-%d %H:%M}"
+            )
+
     def _check(self, request: KeyRequest) -> None:
+        self.check_time(request.start)
+        self.check_time(request.end)
         if not 1 <= len(request.rooms) <= self.max_rooms:
             raise ValueError(f"{self.title} cards open 1 to {self.max_rooms} rooms, not {len(request.rooms)}")
         if not 1 <= request.count <= self.max_keys:

@@ -158,8 +158,10 @@ def plan_keys(
     start_utc, end_utc = _aware(data.start_utc), _aware(data.end_utc)
     if end_utc <= now:
         raise CommandRejected(f"The stay ended at {end_utc:%Y-%m-%d %H:%M} UTC; no key was cut")
+    _check_times(dialect, start_utc, end_utc)  # in UTC first: 9999-12-31 has no local time east of it
     start = dialect.card_time(start_utc.astimezone(tz).replace(tzinfo=None))
     end = dialect.card_time(end_utc.astimezone(tz).replace(tzinfo=None))
+    _check_times(dialect, start, end)
     if end <= start:
         raise CommandRejected(
             f"The key would be valid from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} local time; "
@@ -191,6 +193,14 @@ def plan_keys(
             print_lines=(name,) if name and dialect.print_lines else (),
         ),
     )
+
+
+def _check_times(dialect: Dialect, *moments: datetime) -> None:
+    for moment in moments:
+        try:
+            dialect.check_time(moment)
+        except ValueError as exc:
+            raise CommandRejected(f"{exc}; no key was cut") from None
 
 
 def _aware(moment: datetime) -> datetime:
