@@ -3,8 +3,7 @@ and async Originates answered or not per channel."""
 
 from __future__ import annotations
 
-import asyncio
-
+from mews_bridge.testing import wait_for
 from mews_bridge_asterisk_pbx.ami import AmiClient
 from mews_bridge_asterisk_pbx.codec import Message
 from mews_bridge_mocks.ami import AmiSimulator
@@ -54,9 +53,7 @@ async def test_async_originates_are_answered_or_not_per_channel():
                     action_id=f"w{room}",
                 )
                 assert reply.message == "Originate successfully queued"
-            async with asyncio.timeout(5):
-                while len(responses) < 3:
-                    await asyncio.sleep(0.01)
+            await wait_for(lambda: len(responses) == 3, 5, "three OriginateResponses")
         finally:
             await client.close()
     outcomes = {r.action_id: (r["Response"], r["Reason"]) for r in responses}
