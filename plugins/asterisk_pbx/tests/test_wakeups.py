@@ -242,3 +242,9 @@ async def test_a_wake_up_far_too_late_is_not_rung_and_reception_is_told(pbx, hot
     assert record.outcomes == ["not made: Asterisk or the bridge was down"]
     [task] = hotel.tasks
     assert task["Name"] == "Wake-up call for room 101 at 07:00 not answered"
+
+
+async def test_leftovers_in_astdb_are_tidied_at_start(pbx, hotel, pbx_options, tmp_path):
+    pbx.astdb.update({"/hotel/reply/1796000000.7": "ok room 101 Clean", "/hotel/wakeup/wakeup-old-1": "answered"})
+    async with bridge(hotel, pbx_options, tmp_path, Clock("2026-12-06T21:00:00")):
+        assert not any(key.startswith(("/hotel/reply/", "/hotel/wakeup/")) for key in pbx.astdb)

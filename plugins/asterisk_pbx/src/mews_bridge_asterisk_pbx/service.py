@@ -48,6 +48,7 @@ from .phonecodes import (
 )
 from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
 from .tariff import TariffError
+from .wakeups import ANSWERED_KEY as WAKEUP_MARK
 from .wakeups import Guest as WakeupGuest
 from .wakeups import WakeupCalls, WakeupRefused
 
@@ -169,6 +170,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._ami = ami
         try:
             await self.resync_pbx()
+            await self._tidy_astdb()
         except AmiActionError as exc:
             raise DeviceConfigError(
                 f"{exc}; the AMI user needs write = system,reporting in manager.conf"
@@ -407,6 +409,18 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
 
     # Codes dialled on room phones
+
+    async def _tidy_astdb(self) -> None:
+        """At start: answers to codes left by a bridge that stopped within their minute, and wake-up
+        marks of tries nobody waits for any more, are deleted."""
+        assert self._ami is not None and self._wakeups is not None
+        family = self.options.astdb_family
+        await self._ami.action("DBDelTree", {"Family": f"{family}/{REPLY_KEY}"}, check=False)
+        waited_for = {r.action_id for r in self._wakeups.records if r.state == "calling"}
+        for path in await self._ami.db_get_tree(f"{family}/{WAKEUP_MARK}"):
+            action_id = path.rsplit("/", 1)[-1]
+            if action_id not in waited_for:
+                await self._ami.db_del(f"{family}/{WAKEUP_MARK}", action_id)
 
     def _on_user_event(self, message: Message) -> None:
         request = PhoneRequest.from_event(message)
