@@ -122,3 +122,14 @@ async def test_tasks_add_creates_an_open_task(api, sim):
 async def test_tasks_add_is_validated(api, sim, params, message):
     refused(await call(api, "tasks/add", **params), message)
     assert len(sim.tasks) == 0
+
+
+async def test_departments_are_listed(api, sim):
+    response = await call(api, "departments/getAll", Limitation={"Count": 10})
+    assert response.status_code == 200, response.text
+    names = {d["Name"]: d["Id"] for d in response.json()["Departments"]}
+    assert names == {
+        "Reception": sim.department_id("Reception"),
+        "Housekeeping": sim.department_id("Housekeeping"),
+    }
+    refused(await call(api, "departments/getAll"), "Missing required field 'Limitation'")

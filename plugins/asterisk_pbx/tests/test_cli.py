@@ -70,6 +70,7 @@ async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, p
     assert "Tariff classes without an accounting category: local, mobile, national, premium" in out
     local = hotel.accounting_category_id("Telephone local")
     assert f'  local = "{local}"  # Telephone local' in out
+    assert f"  {hotel.department_id('Reception')}  Reception\n" in out
     assert f"Asterisk: logged in at 127.0.0.1:{pbx.port} (AMI 11.0.0)" in out
     assert "s3cret" not in out + err
 

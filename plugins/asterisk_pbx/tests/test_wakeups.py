@@ -108,7 +108,8 @@ async def test_unanswered_tries_again_then_calls_reception_and_adds_a_mews_task(
     reservation = hotel.add_reservation(franz, hotel.resource_id("102"), "Started")
     pbx.originate_outcomes["PJSIP/102"] = "no answer"
     clock = Clock("2026-12-06T23:00:00")
-    async with bridge(hotel, pbx_options, tmp_path, clock) as running:
+    reception = hotel.department_id("Reception")
+    async with bridge(hotel, pbx_options, tmp_path, clock, department_id=reception) as running:
         assert (await pbx.dial_code("102", "*55*0700")).startswith("ok")
         for minute, tries in (("07:00", 1), ("07:05", 2), ("07:10", 3)):
             await at(running, clock, f"2026-12-07T{minute}:00")
@@ -129,7 +130,7 @@ async def test_unanswered_tries_again_then_calls_reception_and_adds_a_mews_task(
     assert "WAKEUP_ROOM=102" in pbx.originates[-1].get_all("Variable")
     [task] = hotel.tasks
     assert task["Name"] == "Wake-up call for room 102 at 07:00 not answered"
-    assert task["ServiceOrderId"] == reservation
+    assert (task["ServiceOrderId"], task["DepartmentId"]) == (reservation, reception)
     assert record.state == "unanswered" and record.reception == "called" and record.task == "created"
     assert "not answered after 3 tries" in caplog.text
 
@@ -245,6 +246,17 @@ async def test_a_wake_up_far_too_late_is_not_rung_and_reception_is_told(pbx, hot
 
 
 async def test_leftovers_in_astdb_are_tidied_at_start(pbx, hotel, pbx_options, tmp_path):
-    pbx.astdb.update({"/hotel/reply/1796000000.7": "ok room 101 Clean", "/hotel/wakeup/wakeup-old-1": "answered"})
+    pbx.astdb.update(
+        {"/hotel/reply/1796000000.7": "ok room 101 Clean", "/hotel/wakeup/wakeup-old-1": "answered"}
+    )
     async with bridge(hotel, pbx_options, tmp_path, Clock("2026-12-06T21:00:00")):
         assert not any(key.startswith(("/hotel/reply/", "/hotel/wakeup/")) for key in pbx.astdb)
+
+
+async def test_a_department_that_is_not_the_propertys_stops_the_service(hotel, pbx_options, tmp_path):
+    settings = wakeup_settings(
+        hotel, pbx_options, tmp_path, department_id="00000000-0000-4000-8000-000000000000"
+    )
+    async with running_bridge(settings, entry_points=True) as running:
+        with pytest.raises(RuntimeError, match=r"wakeup\.department_id 00000000-.* is not a department"):
+            await running.instances[0].wait_loaded()

@@ -309,6 +309,17 @@ def update_resources(world: World, params: Params) -> Row:
     return {}
 
 
+@operation("departments/getAll")
+def get_departments(world: World, params: Params) -> Row:
+    return _query(
+        world,
+        params,
+        world.departments,
+        "Departments",
+        {"DepartmentIds": AnyOf("Id"), "UpdatedUtc": Within("UpdatedUtc")},
+    )
+
+
 @operation("tasks/add")
 def add_task(world: World, params: Params) -> Row:
     """A task for staff in Mews (e.g. "Wake-up call for room 101 at 07:00 not answered")."""

@@ -620,7 +620,17 @@ class World:
     # -- staff tasks ------------------------------------------------------------------------------
 
     def add_department(self, name: str) -> str:
-        return self.departments.add({"Id": new_id(), "EnterpriseId": self.enterprise_id, "Name": name})
+        now = format_utc(utc_now())
+        return self.departments.add(
+            {
+                "Id": new_id(),
+                "EnterpriseId": self.enterprise_id,
+                "IsActive": True,
+                "Name": name,
+                "CreatedUtc": now,
+                "UpdatedUtc": now,
+            }
+        )
 
     def department_id(self, name: str) -> str:
         return next(row["Id"] for row in self.departments if row["Name"] == name)

@@ -101,6 +101,12 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
             resources = await mews.get_resources()
         except MewsError as exc:
             raise click.ClickException(f"Could not reach Mews: {exc}") from None
+        try:
+            departments: list[dict[str, object]] | None = await mews.pages(
+                "departments/getAll", {}, "Departments"
+            )
+        except MewsError:
+            departments = None  # optional: only the wake-up task's department needs them
     click.echo(
         f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
         f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
@@ -129,6 +135,16 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
         extension = rooms.extension_for(resource.name) if rooms else None
         phone = f"extension {extension}" if extension else "no phone in the rooms option"
         click.echo(f"  {resource.name}: {phone if rooms else resource.id}")
+
+    chosen = options.wakeup.department_id if options else None
+    click.echo(
+        "\nDepartments (option wakeup.department_id: who gets the task when a wake-up call is not answered):"
+    )
+    for department in departments if departments is not None else []:
+        mark = "  <- wakeup.department_id" if department.get("Id") == chosen else ""
+        click.echo(f"  {department.get('Id')}  {department.get('Name')}{mark}")
+    if departments is None:
+        click.echo("  (Mews did not list them to this integration)")
 
     if options is None:
         return

@@ -211,6 +211,14 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 "accounting_categories: not accounting categories of this property: "
                 + ", ".join(f"{k} = {v}" for k, v in sorted(unknown.items()))
             )
+        department = options.wakeup.department_id
+        if department and department not in {
+            d.get("Id") for d in await mews.pages("departments/getAll", {}, "Departments")
+        }:
+            raise DeviceConfigError(
+                f"wakeup.department_id {department} is not a department of this property "
+                "(mews-bridge pbx setup lists them)"
+            )
         tax_code = options.tax_code or await standard_tax_code(mews, enterprise)
         if tax_code is None:
             raise DeviceConfigError(
