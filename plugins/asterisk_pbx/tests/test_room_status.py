@@ -121,3 +121,16 @@ async def test_a_state_mews_did_not_take_is_sent_again(pbx, hotel, pbx_options, 
                 break
             await asyncio.sleep(0.01)
         assert await store.items("roomstatus:") == {}
+
+
+async def test_guessing_pins_locks_that_phone_out(pbx, hotel, pbx_options, tmp_path, caplog):
+    async with bridge(hotel, pbx_options, tmp_path):
+        for guess in ("1000", "1001", "1002", "1003", "1004"):
+            assert (await pbx.dial_code("101", f"*52*{guess}*3")).startswith("error unknown PIN")
+        assert (await pbx.dial_code("101", "*52*4711*3")) == (
+            "error 5 wrong PINs in a row from this phone; try again later"
+        )
+        assert (await pbx.dial_code("102", "*52*4711*1")).startswith("ok")  # other phones still work
+    assert [
+        call["body"]["ResourceUpdates"][0]["ResourceId"] for call in hotel.calls_to("resources/update")
+    ] == [hotel.resource_id("102")]

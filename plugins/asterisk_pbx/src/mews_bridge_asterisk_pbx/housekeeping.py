@@ -92,6 +92,10 @@ class RoomStatusRefused(ValueError):
     """Wrong PIN, unknown status, or a state this person may not set; the text is safe to log."""
 
 
+class UnknownPin(RoomStatusRefused):
+    """No staff member has this PIN."""
+
+
 @dataclass(frozen=True, slots=True)
 class StatusChange:
     resource_id: str
@@ -111,7 +115,7 @@ def resolve(options: HousekeepingOptions, pin: str, status: str) -> tuple[str, R
     """Who dialled and which state they asked for; :class:`RoomStatusRefused` if not allowed."""
     name = next((n for n, m in options.members.items() if m.pin == pin), None)
     if name is None:
-        raise RoomStatusRefused("unknown PIN")
+        raise UnknownPin("unknown PIN")
     state = options.statuses.get(status) or options.statuses.get(status.lstrip("0"))
     if state is None:
         raise RoomStatusRefused(f"unknown status {status} (known: {', '.join(sorted(options.statuses))})")
@@ -119,6 +123,28 @@ def resolve(options: HousekeepingOptions, pin: str, status: str) -> tuple[str, R
     if allowed is not None and state not in allowed:
         raise RoomStatusRefused(f"{name} may not set rooms {state}")
     return name, state
+
+
+class PinGuard:
+    """Stops guessing: after ``attempts`` wrong PINs from one extension within ``window``, that
+    extension's room status codes are refused until the window has passed without new ones."""
+
+    def __init__(self, attempts: int = 5, window: timedelta = timedelta(minutes=15)) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._wrong: dict[str, list[datetime]] = {}
+
+    def check(self, extension: str, now: datetime) -> None:
+        recent = [t for t in self._wrong.get(extension, []) if now - t < self.window]
+        self._wrong[extension] = recent
+        if len(recent) >= self.attempts:
+            raise RoomStatusRefused(f"{len(recent)} wrong PINs in a row from this phone; try again later")
+
+    def wrong(self, extension: str, now: datetime) -> None:
+        self._wrong.setdefault(extension, []).append(now)
+
+    def right(self, extension: str) -> None:
+        self._wrong.pop(extension, None)
 
 
 class RoomStatusSender:

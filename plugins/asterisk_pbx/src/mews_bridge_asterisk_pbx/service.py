@@ -32,7 +32,7 @@ from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, standard_tax_code
 from .codec import Message
-from .housekeeping import RoomStatusRefused, RoomStatusSender, StatusChange, resolve
+from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
@@ -98,6 +98,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             options.max_call_seconds, options.max_call_charge, options.loaded_tariff.currency, None
         )
         self._room_status: RoomStatusSender | None = None
+        self._pin_guard = PinGuard()
         self._wakeups: WakeupCalls | None = None
 
     @property
@@ -458,15 +459,24 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             if room is None or resource_id is None:
                 raise CodeError(f"extension {request.extension} is not a room phone")
             if isinstance(code, RoomStatusCode):
-                return await self._set_room_status(room, resource_id, code)
+                return await self._set_room_status(request.extension, room, resource_id, code)
             return True, await self._wakeup(request, room, resource_id, code)
         except (CodeError, RoomStatusRefused, WakeupRefused) as exc:
             self._log.warning("Refused a code dialled on extension %s: %s", request.extension, exc)
             return False, str(exc)
 
-    async def _set_room_status(self, room: str, resource_id: str, code: RoomStatusCode) -> tuple[bool, str]:
+    async def _set_room_status(
+        self, extension: str, room: str, resource_id: str, code: RoomStatusCode
+    ) -> tuple[bool, str]:
         assert self._room_status is not None
-        staff, state = resolve(self.options.housekeeping, code.pin, code.status)
+        now = datetime.now(UTC)
+        self._pin_guard.check(extension, now)
+        try:
+            staff, state = resolve(self.options.housekeeping, code.pin, code.status)
+        except UnknownPin:
+            self._pin_guard.wrong(extension, now)
+            raise
+        self._pin_guard.right(extension)
         if await self._room_status.send(StatusChange(resource_id, room, state, staff)):
             return True, f"room {room} {state}"
         return False, f"Mews refused room {room} {state}"
