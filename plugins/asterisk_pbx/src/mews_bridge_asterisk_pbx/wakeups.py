@@ -182,8 +182,12 @@ class WakeupCalls:
         return list(self._records.values())
 
     async def load(self) -> None:
-        for value in (await self._store.items(PREFIX)).values():
-            record = WakeUp.from_store(value)
+        for key, value in (await self._store.items(PREFIX)).items():
+            try:
+                record = WakeUp.from_store(value)
+            except (TypeError, ValueError):
+                self._log.error("Ignoring the wake-up call kept under %s: it cannot be read", key)
+                continue
             # Cut off by a restart while being sent: the outcome is unknown, never send it again.
             if record.reception == "sending":
                 record.reception = "unknown"
