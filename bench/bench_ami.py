@@ -273,7 +273,7 @@ async def posting(calls: int) -> tuple[list[float], list[float], float]:
                 hotel,
                 Path(state_dir),
                 services=[service("PBX", "asterisk_pbx", options)],
-                mews={"rate_limit": 1_000_000},
+                mews={"requests_per_30s": 1_000_000},
             )
             async with running_bridge(settings, entry_points=True) as bridge:
                 await bridge.instances[0].wait_loaded()

@@ -91,7 +91,7 @@ async def dispatch(count: int, state_dir: Path) -> None:
             sim,
             state_dir,
             devices=[device("Bench printer", printer, "bench_printer")],
-            mews={"rate_limit": 1_000_000},
+            mews={"requests_per_30s": 1_000_000},
         )
         received: dict[str, float] = {}
         async with running_bridge(settings, {"bench": BenchPlugin()}) as bridge:
@@ -131,7 +131,12 @@ async def drain(count: int, state_dir: Path) -> None:
             sim,
             state_dir,
             devices=[device("Bench printer", printer, "bench_printer")],
-            mews={"rate_limit": limit, "rate_window_s": window, "ping_interval_s": 20, "ping_timeout_s": 20},
+            mews={
+                "requests_per_30s": limit * 95 // 100,
+                "rate_window_s": window,
+                "ping_interval_s": 20,
+                "ping_timeout_s": 20,
+            },
         )
         t0 = time.perf_counter()
         async with running_bridge(settings, {"bench": BenchPlugin()}, wait_connected=False):
@@ -181,6 +186,7 @@ client_token = "{sim.client_token}"
 access_token = "{sim.access_token}"
 [bridge]
 state_dir = "{state_dir / "state"}"
+http = "127.0.0.1:0"  # the status server on, on a free port
 {devices}""",
         )
         t0 = time.perf_counter()

@@ -254,3 +254,96 @@ async def test_a_mews_outage_does_not_hold_each_device_for_a_retry_budget(
         )
         mews_simulator.faults.fail_operation("commands/update", times=0)
     assert runs(log_file, first) == ["start", "done"]
+
+
+# -- exactly once against a Mews that loses answers ---------------------------------------------------
+
+
+async def test_a_record_mews_will_not_read_is_settled_alone_and_never_holds_up_the_stream(
+    mews_simulator, tmp_path, log_file, scripted, caplog
+):
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
+    left = mews_simulator.add_command(printer, scripted.printer_data())
+    gone = "a-command-id-mews-answers-400-for"
+    journal = await Journal.open(tmp_path / "state" / JOURNAL_FILE)
+    await journal.add(left, printer, "Desk printer", mews_simulator.command(left)["CreatedUtc"])
+    await journal.add(gone, printer, "Desk printer", mews_simulator.command(left)["CreatedUtc"])
+    await journal.mark_finished(gone, "Processed", "Printed")
+    await journal.close()
+
+    async with running_bridge(settings, plugins(scripted)) as bridge:
+        new = mews_simulator.add_command(printer, scripted.printer_data())
+        assert (await wait_for_final_state(mews_simulator, new))["State"] == "Processed"
+        assert (await wait_for_final_state(mews_simulator, left))["State"] == "Processed"
+        record = await wait_for_record(bridge, gone, "acknowledged")
+    statuses = [call["status"] for call in mews_simulator.calls_to("commands/getAllByIds")]
+    assert 400 in statuses
+    assert record.final_state == "Processed"
+    assert any(gone in line and "never received" in line for line in caplog.messages)
+
+
+async def wait_for_record(bridge, command_id, phase):
+    async def reached():
+        record = await bridge.journal.get(command_id)
+        return record if record and record.phase == phase else None
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while (record := await reached()) is None:
+        assert loop.time() < deadline, f"{command_id} did not reach {phase}"
+        await asyncio.sleep(0.05)
+    return record
+
+
+async def test_a_finished_command_mews_shows_active_again_gets_its_outcome_not_a_second_run(
+    mews_simulator, tmp_path, log_file, scripted
+):
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
+    async with running_bridge(settings, plugins(scripted)) as bridge:
+        command = mews_simulator.add_command(printer, scripted.printer_data())
+        await wait_for_final_state(mews_simulator, command)
+        await wait_for_record(bridge, command, "acknowledged")
+        # Mews lost the outcome: the command is Pending again (a catch-up after a reconnect sees it).
+        mews_simulator.commands[command]["State"] = "Pending"
+        await mews_simulator.faults.drop_websockets()
+        final = await wait_for(
+            lambda: (c := mews_simulator.command(command))["State"] == "Processed" and c, what="convergence"
+        )
+    assert runs(log_file, command) == ["start", "done"]
+    updates = [c for c in mews_simulator.calls_to("commands/update") if c["body"]["CommandId"] == command]
+    assert [c["body"]["State"] for c in updates] == ["Processed", "Processed"]
+    assert final["Notes"] == updates[0]["body"].get("Notes")
+
+
+async def test_a_409_on_the_final_state_is_read_again_and_sent_again(
+    mews_simulator, tmp_path, log_file, scripted
+):
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
+    mews_simulator.faults.fail_operation("commands/update", times=1, status=409)
+    async with running_bridge(settings, plugins(scripted)):
+        command = mews_simulator.add_command(printer, scripted.printer_data())
+        final = await wait_for_final_state(mews_simulator, command)
+    operations = [c["operation"] for c in mews_simulator.calls if c["operation"] != "commands/getAllActive"]
+    conflict = operations.index("commands/update")
+    assert final["State"] == "Processed"
+    assert operations[conflict : conflict + 3] == [
+        "commands/update",
+        "commands/getAllByIds",
+        "commands/update",
+    ]
+    assert runs(log_file, command) == ["start", "done"]
+
+
+@pytest.mark.parametrize("mode", ["drop", "504"])
+async def test_a_final_state_whose_answer_is_lost_lands_once_and_the_command_runs_once(
+    mews_simulator, tmp_path, log_file, scripted, mode
+):
+    printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
+    mews_simulator.faults.lose_responses("commands/update", times=1, mode=mode)
+    async with running_bridge(settings, plugins(scripted)) as bridge:
+        command = mews_simulator.add_command(printer, scripted.printer_data())
+        final = await wait_for_final_state(mews_simulator, command)
+        await wait_for_record(bridge, command, "acknowledged")
+    assert final["State"] == "Processed"
+    assert mews_simulator.faults.lost_responses == [("commands/update", mode)]
+    assert runs(log_file, command) == ["start", "done"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
 from mews_bridge.testing import wait_for, wait_for_final_state
+from mews_bridge_mocks.bridge_process import BridgeProcess
 
 CONFIG = """
 [mews]
@@ -50,39 +49,6 @@ def install_scripted_plugin(site: Path) -> None:
     (site / "scripted_plugin.py").write_text(source)
 
 
-class BridgeProcess:
-    def __init__(self, config: Path, site: Path) -> None:
-        self.config = config
-        self.env = {**os.environ, "PYTHONPATH": str(site)}
-        self.process: asyncio.subprocess.Process | None = None
-        self.stderr = b""
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mews_bridge",
-            "--config",
-            str(self.config),
-            "run",
-            env=self.env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        self._reader = asyncio.create_task(self._collect())
-
-    async def _collect(self) -> None:
-        assert self.process and self.process.stderr
-        self.stderr += await self.process.stderr.read()
-
-    async def stop(self, sig: int) -> int:
-        assert self.process
-        self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), 20)
-        await self._reader
-        return code
-
-
 @pytest.fixture
 def log_file(tmp_path):
     path = tmp_path / "runs.log"
@@ -105,7 +71,7 @@ async def bridge_process(mews_simulator, tmp_path, log_file):
             log=log_file,
         )
     )
-    bridge = BridgeProcess(config, site)
+    bridge = BridgeProcess(config, tmp_path / "bridge.log", {"PYTHONPATH": str(site)})
     yield bridge
     if bridge.process is not None and bridge.process.returncode is None:  # the test failed midway
         await bridge.stop(signal.SIGKILL)
@@ -144,7 +110,7 @@ async def test_sigkill_mid_command_loses_nothing_and_never_repeats_an_unsafe_com
         assert runs(log_file, command_id) == ["start", "done"]
 
     assert await bridge_process.stop(signal.SIGTERM) == 0
-    assert mews_simulator.access_token.encode() not in bridge_process.stderr
+    assert mews_simulator.access_token.encode() not in bridge_process.output()
 
 
 async def test_a_result_mews_never_got_is_delivered_after_a_restart_without_running_again(

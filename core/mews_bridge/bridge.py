@@ -8,7 +8,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
+from .http_server import StatusServer
 from .inputs import is_guid
 from .journal import Journal
 from .lifecycle import ManagedInstance
@@ -34,7 +35,9 @@ from .watchdog import LoopWatchdog
 log = logging.getLogger(__name__)
 JOURNAL_FILE = "journal.sqlite3"
 DIAGNOSTICS_FILE = "diagnostics.json"
-_JOURNAL_RETENTION = timedelta(days=90)
+_IDS_KEPT = timedelta(days=365)
+"""Acknowledged commands' ids and outcomes stay this long (their data go sooner, data_retention_days)."""
+_RECOVERY_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class Bridge:
         self.stream: EventStream | None = None
         self.watchdog = LoopWatchdog(host)
         self.supervisor = Supervisor()
+        self.started_at = datetime.now(UTC)
+        self.http: StatusServer | None = None
         redactor.add_from(settings)
 
     @property
@@ -169,8 +174,12 @@ class Bridge:
             self.settings.mews, self._on_events, self._on_connect, backoff_max_s=self.stream_backoff_max_s
         )
         self.supervisor.start("loop watchdog", self.watchdog.run)
-        self.supervisor.start("mews stream", self._recover_then_stream)
+        self.supervisor.start("recovery", self._recover)
+        self.supervisor.start("mews stream", self._stream)
         self.supervisor.start("sweep", self._sweep)
+        if self.settings.bridge.http:
+            self.http = StatusServer(self)
+            await self.http.start()
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
         assert self.mews is not None and self.journal is not None and self.pipeline is not None
@@ -195,21 +204,27 @@ class Bridge:
             retry_max_s=self.setup_retry_max_s,
         )
 
-    async def _recover_then_stream(self) -> None:
-        assert self.pipeline is not None and self.stream is not None
+    async def _recover(self) -> None:
+        """Settle the last run's commands beside the stream, never before it: new work never waits."""
+        assert self.pipeline is not None
+        delay = _RECOVERY_RETRY_S
+        while True:
+            try:
+                await self.pipeline.recover()
+                return
+            except MewsAuthError as exc:
+                self._fail(exc)
+                return
+            except MewsError as exc:
+                log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
+            except Exception as exc:  # the journal is busy or failing: try again, never give up
+                log.error("Could not settle the last run's commands; retrying", exc_info=exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.stream_backoff_max_s)
+
+    async def _stream(self) -> None:
+        assert self.stream is not None
         try:
-            while True:
-                try:
-                    await self.pipeline.recover()
-                    break
-                except MewsAuthError:
-                    raise
-                except MewsError as exc:
-                    log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
-                    await asyncio.sleep(5)
-                except Exception as exc:  # the journal is busy or failing: try again, never give up
-                    log.error("Could not settle the last run's commands; retrying", exc_info=exc)
-                    await asyncio.sleep(5)
             await self.stream.run()
         except MewsAuthError as exc:
             self._fail(exc)
@@ -253,7 +268,8 @@ class Bridge:
             await asyncio.sleep(self.settings.mews.sweep_interval_s)
             try:
                 await self.pipeline.catch_up()
-                await self.journal.prune(_JOURNAL_RETENTION)
+                retention = timedelta(days=self.settings.bridge.data_retention_days)
+                await self.journal.prune(retention, _IDS_KEPT)
             except MewsAuthError as exc:
                 self._fail(exc)
                 return
@@ -270,7 +286,9 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop intake, let running commands finish briefly, unload everything, close the journal."""
-        await self.supervisor.stop(["loop watchdog", "mews stream", "sweep"])
+        if self.http is not None:
+            await self.http.stop()
+        await self.supervisor.stop(["loop watchdog", "recovery", "mews stream", "sweep"])
         if self.pipeline is not None:
             await self.pipeline.stop(self.settings.bridge.shutdown_grace_s)
         await self.supervisor.stop()

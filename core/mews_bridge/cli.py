@@ -262,6 +262,25 @@ def plugins(state: CliState, as_json: bool) -> None:
             click.echo(f"    error: {info.error}")
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (the page's /status.json).")
+@click.pass_obj
+def status(state: CliState, as_json: bool) -> None:
+    """Ask the running bridge how it is: Mews link, devices, charges, last commands.
+
+    Exits 0 when the bridge is ready, 3 when it runs but is not ready, 1 when it cannot be asked.
+    """
+    from . import status_text
+
+    try:
+        picture = status_text.fetch(state.settings.bridge)
+    except status_text.StatusUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(picture, indent=2) if as_json else status_text.render(picture))
+    if not picture["ready"]:
+        sys.exit(3)
+
+
 @main.group()
 def config() -> None:
     """Settings helpers."""

@@ -77,6 +77,7 @@ class InstanceContext:
     _enterprise: Callable[[], Awaitable[Enterprise]]
     _unload_callbacks: list[Callable[[], Any]] = field(default_factory=list)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _stop: Callable[[str], None] | None = None
 
     async def enterprise(self) -> Enterprise:
         """The property's settings from ``configuration/get`` (time zone, currency, pricing), cached."""
@@ -90,6 +91,13 @@ class InstanceContext:
     def on_unload(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` (sync or async) when the instance unloads or its setup fails."""
         self._unload_callbacks.append(callback)
+
+    def stop(self, reason: str) -> None:
+        """Unload this instance for good (until the bridge restarts), e.g. when Mews refuses its
+        credentials: it shows ``setup_error`` with ``reason``. Returns at once; the unload follows."""
+        if self._stop is None:
+            raise RuntimeError(f"{self.name} is not managed by a bridge")
+        self._stop(reason)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a background task the host owns: a crash is logged, unload cancels it."""
@@ -154,6 +162,11 @@ class Instance(ABC, Generic[OptionsT]):
 
     async def diagnostics(self) -> dict[str, Any]:
         """State worth showing to an installer; secrets are redacted by the host."""
+        return {}
+
+    async def status(self) -> dict[str, Any]:
+        """A few facts for the status page and ``mews-bridge status`` (``{"paper": "out"}``), read
+        often: answer from what is already known, without talking to the device."""
         return {}
 
 

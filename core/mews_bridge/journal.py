@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,9 @@ CREATE TABLE IF NOT EXISTS commands (
     acknowledged_at TEXT
 );
 CREATE INDEX IF NOT EXISTS commands_phase ON commands (phase);
+-- The status page's last commands, overall and per device, without reading the whole table.
+CREATE INDEX IF NOT EXISTS commands_device_received ON commands (device_name, received_at);
+CREATE INDEX IF NOT EXISTS commands_received ON commands (received_at);
 CREATE TABLE IF NOT EXISTS kv (
     namespace TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -91,7 +95,17 @@ class Journal:
         return journal
 
     def _connect(self) -> None:
+        # Guests' names, rooms and command data: owner-only, whatever the umask or an older install made.
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.parent.chmod(0o700)
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        for path in (
+            self.path,
+            self.path.with_name(self.path.name + "-wal"),
+            self.path.with_name(self.path.name + "-shm"),
+        ):
+            if path.exists():
+                path.chmod(0o600)  # SQLite gives the -wal and -shm files the main file's mode
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
@@ -159,13 +173,42 @@ class Journal:
             (_now(), final_state, _now(), command_id),
         )
 
-    async def prune(self, older_than: timedelta) -> int:
-        """Forget acknowledged commands older than ``older_than`` so the file stays small."""
-        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="milliseconds")
-        cursor = await self._run(
-            self._exec, "DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (cutoff,)
-        )
-        return cursor.rowcount
+    async def recent(self, limit: int) -> list[CommandRecord]:
+        """The newest ``limit`` commands, newest first."""
+        rows = (
+            await self._run(self._exec, "SELECT * FROM commands ORDER BY received_at DESC LIMIT ?", (limit,))
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def latest_per_device(self) -> list[CommandRecord]:
+        """Each device's newest command."""
+        rows = (
+            await self._run(
+                self._exec,
+                "SELECT c.* FROM commands c JOIN (SELECT device_name, max(received_at) AS last FROM commands "
+                "WHERE device_name != '' GROUP BY device_name) l ON c.device_name = l.device_name AND c.received_at = l.last",
+            )
+        ).fetchall()
+        return [CommandRecord(**dict(row)) for row in rows]
+
+    async def prune(self, data_older_than: timedelta, ids_older_than: timedelta) -> int:
+        """Purge acknowledged commands' data (device, Notes) after ``data_older_than``, keeping the id
+        and the outcome that exactly-once needs; forget them wholly after ``ids_older_than``, long after
+        Mews would expire them. Returns how many commands were purged."""
+        now = datetime.now(UTC)
+        data_cutoff = (now - data_older_than).isoformat(timespec="milliseconds")
+        ids_cutoff = (now - ids_older_than).isoformat(timespec="milliseconds")
+
+        def purge() -> int:
+            purged = self._exec(
+                "UPDATE commands SET device_name = '', instance = NULL, notes = NULL "
+                "WHERE phase = 'acknowledged' AND received_at < ? AND device_name != ''",
+                (data_cutoff,),
+            ).rowcount
+            self._exec("DELETE FROM commands WHERE phase = 'acknowledged' AND received_at < ?", (ids_cutoff,))
+            return purged
+
+        return await self._run(purge)
 
     def store(self, namespace: str) -> KeyValueStore:
         return KeyValueStore(self, namespace)

@@ -65,6 +65,8 @@ class ManagedInstance:
         self.instance: Instance[Any] | None = None
         self._settled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        ctx._stop = self._stop
 
     @property
     def name(self) -> str:
@@ -138,6 +140,16 @@ class ManagedInstance:
             log.warning("%s is not available (%s); retrying in the background", self.name, exc)
         else:
             log.debug("%s still not available (%s)", self.name, exc)
+
+    def _stop(self, reason: str) -> None:
+        """The instance asked to stop (see ``InstanceContext.stop``); unload it outside its own tasks."""
+        if self._stopping is None:
+            log.error("%s stopped: %s", self.name, reason)
+            self._stopping = asyncio.create_task(self._stop_for_good(reason), name=f"stop {self.name}")
+
+    async def _stop_for_good(self, reason: str) -> None:
+        await self.unload()
+        self._set_failed(reason)
 
     def _set_failed(self, reason: str) -> None:
         self.state, self.reason, self.instance = InstanceState.SETUP_ERROR, reason, None

@@ -29,10 +29,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import metrics
 from .driver import CommandJob, DeviceDriver, LocalDevices
 from .exceptions import CommandError, CommandFailed, CommandRejected
 from .inputs import describe_validation_error
-from .journal import Journal
+from .journal import CommandRecord, Journal
 from .lifecycle import InstanceState, ManagedInstance
 from .mews.client import MewsClient
 from .mews.errors import MewsAuthError, MewsError, MewsRequestError
@@ -47,6 +48,8 @@ JOURNAL_FAILED = (
     "carry out this command. Please check the bridge and issue the command again."
 )
 _REMEMBERED_IDS = 10_000
+_CONFLICT_TRIES = 3
+"""commands/update answered 409: re-read and update again, this many times in all."""
 
 
 @dataclass(eq=False)
@@ -54,6 +57,7 @@ class _MewsWork:
     command: DeviceCommand
     interrupted: bool = False
     cancelled: bool = False
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
@@ -125,6 +129,7 @@ class CommandPipeline(LocalDevices):
         self._to_fetch: dict[str, None] = {}  # insertion-ordered: the order events came in
         self._fetch_wanted = asyncio.Event()
         self._unacknowledged: dict[str, tuple[str, str | None]] = {}
+        self._acknowledging: set[str] = set()
         self._ack_wanted = asyncio.Event()
         self._left_devices: set[str] = set()
         self._parallel = asyncio.Semaphore(settings.max_parallel_devices)
@@ -173,7 +178,7 @@ class CommandPipeline(LocalDevices):
         """A ``DeviceCommand`` event. Events for our own updates (Processing, final states) are ignored."""
         if state == "Cancelled":
             self._cancel(command_id)
-        elif state in ("Pending", "Received") and command_id not in self._seen:
+        elif state in ("Pending", "Received"):  # also a finished one set back: offer() converges it
             self._to_fetch[command_id] = None
             self._fetch_wanted.set()
 
@@ -191,34 +196,73 @@ class CommandPipeline(LocalDevices):
                     self._cancel(command.id)
 
     async def recover(self) -> None:
-        """At start: settle what the journal holds in flight from the last run.
+        """At start, beside the event stream: settle what the journal holds in flight from the last run.
 
-        ``commands/getAllActive`` does not return commands left in ``Processing``, so they are re-read by id.
+        ``commands/getAllActive`` does not return commands left in ``Processing``, so they are re-read
+        by id. A record Mews refuses to read (400) or leaves out is settled on its own and closed with
+        a log line; it never holds the others up. Raises :class:`MewsError` only when Mews cannot be
+        reached at all (the caller tries again later).
         """
         records = await self.journal.in_flight()
         if not records:
             return
         log.info("Recovering %d command(s) from the last run", len(records))
-        current = {c.id: c for c in await self.mews.get_commands_by_ids([r.id for r in records])}
+        current = await self._read_each([r.id for r in records])
         interrupted: set[str] = set()
         pending: list[DeviceCommand] = []
         for record in records:
             command = current.get(record.id)
-            if command is None:
-                log.warning("Command %s is no longer known to Mews; closing it in the journal", record.id)
-                await self.journal.mark_acknowledged(record.id, record.final_state or "Unknown")
-            elif command.state in FINAL_STATES:
-                await self.journal.mark_acknowledged(
-                    record.id, None if record.phase == "finished" else command.state
-                )
-            elif record.phase == "finished":
-                self._remember(record.id)
-                await self._acknowledge(record.id, record.final_state or "Error", record.notes)
-            else:
-                if record.phase == "running":
-                    interrupted.add(record.id)
-                pending.append(command)
+            try:
+                if command is None:
+                    await self._close_unknown(record)
+                elif command.state in FINAL_STATES:
+                    await self.journal.mark_acknowledged(
+                        record.id, None if record.phase == "finished" else command.state
+                    )
+                elif record.phase == "finished":
+                    self._remember(record.id)
+                    await self._acknowledge(record.id, record.final_state or "Error", record.notes)
+                else:
+                    if record.phase == "running":
+                        interrupted.add(record.id)
+                    pending.append(command)
+            except MewsAuthError:
+                raise
+            except Exception as exc:  # the journal failed on this one; the next start settles it
+                log.error("Could not settle command %s from the last run", record.id, exc_info=exc)
         await self.offer(pending, resumed={r.id for r in records}, interrupted=interrupted)
+
+    async def _read_each(self, command_ids: list[str]) -> dict[str, DeviceCommand]:
+        """The commands Mews knows among ``command_ids``; if Mews refuses the batch (one bad id makes
+        a 400), each is read on its own so that only the bad one is left out."""
+        try:
+            return {c.id: c for c in await self.mews.get_commands_by_ids(command_ids)}
+        except MewsRequestError as exc:
+            log.warning(
+                "Mews refused to read %d command(s) at once (%s); reading them one by one",
+                len(command_ids),
+                exc.message,
+            )
+        found: dict[str, DeviceCommand] = {}
+        for command_id in command_ids:
+            try:
+                found.update({c.id: c for c in await self.mews.get_commands_by_ids([command_id])})
+            except MewsRequestError as exc:
+                log.warning("Mews refused to read command %s: %s", command_id, exc.message)
+        return found
+
+    async def _close_unknown(self, record: CommandRecord) -> None:
+        if record.phase == "finished":
+            log.warning(
+                "Command %s ended %s (%s) but Mews never received that outcome and no longer knows the "
+                "command; closing it in the journal",
+                record.id,
+                record.final_state,
+                record.notes or "no notes",
+            )
+        else:
+            log.warning("Command %s is no longer known to Mews; closing it in the journal", record.id)
+        await self.journal.mark_acknowledged(record.id, record.final_state or "Unknown")
 
     async def offer(
         self,
@@ -246,9 +290,11 @@ class CommandPipeline(LocalDevices):
             device_name = slot.name if slot else command.device.name
             created = command.created_utc.isoformat()
             added = await self.journal.add(command.id, command.device.id, device_name, created)
-            if not added and (command.id not in resumed or command.id in self._seen):
-                self._remember(command.id)
+            if not added and command.id not in resumed:
+                await self._converge(command.id)
                 continue  # a duplicate: already queued, running or done
+            if not added and command.id in self._seen:
+                continue  # recovery's copy of a command this run has taken already
             self._remember(command.id)
             if slot is None:
                 await self._finish(
@@ -270,6 +316,24 @@ class CommandPipeline(LocalDevices):
                 )
             else:
                 slot.queue.put_nowait(_MewsWork(command, interrupted=command.id in interrupted))
+
+    async def _converge(self, command_id: str) -> None:
+        """Mews shows a command active that the journal already holds. If the journal holds it as
+        finished, Mews lost (or never got) the outcome: send the recorded outcome again, never run it
+        again. Commands queued or running here, or left from the last run for recovery, are left."""
+        if command_id in self._unacknowledged or command_id in self._acknowledging:
+            return  # already being sent
+        record = await self.journal.get(command_id)
+        if record is None or record.phase not in ("finished", "acknowledged") or not record.final_state:
+            return
+        if record.final_state not in FINAL_STATES or record.final_state == "Cancelled":
+            return
+        log.warning(
+            "Mews shows command %s as active, but it ended %s here; sending that outcome again",
+            command_id,
+            record.final_state,
+        )
+        await self._acknowledge(command_id, record.final_state, record.notes)
 
     def _route(self, device: Device) -> DeviceSlot | None:
         return (
@@ -389,6 +453,7 @@ class CommandPipeline(LocalDevices):
             data = self._validate(slot, command.data)
             driver = await self._ready_driver(slot)
         except CommandError as exc:
+            metrics.command_finished(slot.name, "Error")
             await self._finish(command.id, "Error", exc.notes)
             return
         if item.cancelled:  # while the device was still setting up
@@ -396,7 +461,9 @@ class CommandPipeline(LocalDevices):
             return
         # A journal failure here propagates: nothing may run without a record that it started.
         await self.journal.mark_running(command.id, slot.name)
+        started = metrics.command_started(slot.name, item.queued_at)
         state, notes = await self._drive(slot, item, driver, data)
+        metrics.command_finished(slot.name, state, started)
         if state == "Cancelled":
             await self.journal.mark_finished(command.id, state, None)
             await self.journal.mark_acknowledged(command.id)
@@ -505,13 +572,15 @@ class CommandPipeline(LocalDevices):
         await self._acknowledge(command_id, state, notes)
 
     async def _acknowledge(self, command_id: str, state: str, notes: str | None) -> bool:
+        self._acknowledging.add(command_id)
         try:
             # When Mews is known to be down, one try: the acknowledgement loop keeps at it, not the device.
             budget = 0 if self._unacknowledged else self.ack_retry_s
-            await self.mews.update_command(command_id, state, notes=notes, retry_budget_s=budget)
+            await self._update_final(command_id, state, notes, budget)
         except MewsRequestError as exc:
-            # Mews refused: the command is already final there (cancelled by staff) or gone.
-            log.warning("Mews did not take the final state of %s: %s", command_id, exc.message)
+            # Mews refused: the command is already final there (an earlier answer was lost, or staff
+            # cancelled it) or gone.
+            await self._explain_refusal(command_id, state, exc)
         except MewsAuthError as exc:
             self._unacknowledged[command_id] = (state, notes)
             self.on_fatal(exc)
@@ -521,12 +590,42 @@ class CommandPipeline(LocalDevices):
             self._unacknowledged[command_id] = (state, notes)
             self._ack_wanted.set()
             return False
+        finally:
+            self._acknowledging.discard(command_id)
         self._unacknowledged.pop(command_id, None)
         try:
             await self.journal.mark_acknowledged(command_id)
         except Exception as exc:  # Mews has it; the next start reads the state back from Mews
             log.error("Could not record that Mews has the result of %s", command_id, exc_info=exc)
         return True
+
+    async def _explain_refusal(self, command_id: str, state: str, exc: MewsRequestError) -> None:
+        with contextlib.suppress(MewsError):
+            found = await self.mews.get_commands_by_ids([command_id])
+            if found and found[0].state == state:
+                log.info("Mews already had the final state of %s (%s)", command_id, state)
+                return
+        log.warning("Mews did not take the final state of %s: %s", command_id, exc.message)
+
+    async def _update_final(self, command_id: str, state: str, notes: str | None, budget: float) -> None:
+        """``commands/update`` to a final state; on 409 (Mews says the command changed meanwhile) it
+        is re-read and, while still not final, updated again."""
+        for attempt in range(_CONFLICT_TRIES):
+            try:
+                await self.mews.update_command(command_id, state, notes=notes, retry_budget_s=budget)
+                return
+            except MewsRequestError as exc:
+                if exc.status != 409 or attempt == _CONFLICT_TRIES - 1:
+                    raise
+                log.info("Mews answered 409 to the final state of %s; reading it again", command_id)
+                found = await self.mews.get_commands_by_ids([command_id])
+                if not found or found[0].state in FINAL_STATES:
+                    log.info(
+                        "Command %s is already final in Mews (%s)",
+                        command_id,
+                        found[0].state if found else "unknown",
+                    )
+                    return
 
     async def _ack_loop(self) -> None:
         while True:

@@ -8,10 +8,19 @@ when the host builds the instance (:mod:`mews_bridge.plugins`), so errors can na
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -37,9 +46,13 @@ class MewsSettings(Strict):
     client_token: SecretStr
     access_token: SecretStr
     client: str = f"mews-bridge {__version__}"
-    rate_limit: int = Field(200, ge=1, description="Requests Mews allows per access token and window")
-    rate_window_s: float = Field(30.0, gt=0)
-    rate_headroom: float = Field(0.05, ge=0, lt=1, description="Share of the limit kept free as a margin")
+    requests_per_30s: int = Field(
+        190,
+        ge=1,
+        description="Requests this bridge may send per 30 s: Mews allows 200 per access token, less "
+        'headroom. Bridges sharing one token (unknown_devices = "leave") must split it',
+    )
+    rate_window_s: float = Field(30.0, gt=0, description="The window requests_per_30s counts over (tests)")
     request_timeout_s: float = Field(30.0, gt=0)
     max_retry_s: float = Field(60.0, gt=0, description="Longest single wait between retries")
     ping_interval_s: float = Field(20.0, gt=0)
@@ -66,6 +79,55 @@ class BridgeSettings(Strict):
     max_parallel_devices: int = Field(8, ge=1)
     progress_interval_s: float = Field(3.0, ge=0, description="Least time between Progress updates")
     shutdown_grace_s: float = Field(10.0, ge=0, description="How long running commands may finish")
+    data_retention_days: float = Field(
+        30.0,
+        gt=0,
+        description="Finished commands' data (device, Notes) are purged from the journal after this; "
+        "ids and outcomes are kept a year, so a command is never run twice",
+    )
+    http: str = Field(
+        "127.0.0.1:8765",
+        description='Status page, /metrics, /healthz and /readyz at "host:port"; "" turns them off',
+    )
+    http_token: SecretStr | None = Field(
+        None, description="Asked of every request but /healthz; required when http is not on loopback"
+    )
+
+    @field_validator("http")
+    @classmethod
+    def _http_address(cls, value: str) -> str:
+        if value.strip():
+            listen_address(value)  # raises ValueError naming what is wrong
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> BridgeSettings:
+        if self.http and not is_loopback(listen_address(self.http)[0]) and not self.http_token:
+            raise ValueError(
+                f"http = {self.http!r} is reachable from other machines: set bridge.http_token too "
+                '(or listen on "127.0.0.1:PORT")'
+            )
+        if self.http_token is not None and len(self.http_token.get_secret_value()) < 16:
+            raise ValueError("http_token must be at least 16 characters long")
+        return self
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8765"``, ``"[::1]:8765"`` or ``"0.0.0.0:8765"`` as (host, port)."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'{value!r} is not "host:port" (e.g. "127.0.0.1:8765")')
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class PluginSettings(Strict):

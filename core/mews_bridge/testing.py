@@ -76,6 +76,7 @@ def bridge_settings(
             "state_dir": state_dir,
             "progress_interval_s": 0.0,
             "shutdown_grace_s": 2.0,
+            "http": "127.0.0.1:0",  # a free port: tests run side by side
             **(bridge or {}),
         },
         devices=list(devices),

@@ -366,3 +366,33 @@ async def test_external_payment(api, sim):
     assert payment["Amount"]["GrossValue"] == -1.2
     assert payment["Data"]["External"]["Type"] == "Cash"
     assert_error(wrong_type, 400, "Invalid Type")
+
+
+# -- tasks, companies and who stays ----------------------------------------------------------------
+
+
+async def test_a_task_is_stored_and_needs_a_name_and_a_deadline(api, sim):
+    _, stay = in_house_guest(sim)
+    added = await call(
+        api, "tasks/add", Name="Call charge refused", DeadlineUtc="2030-01-01T08:00:00Z", ServiceOrderId=stay
+    )
+    nameless = await call(api, "tasks/add", DeadlineUtc="2030-01-01T08:00:00Z")
+    [task] = sim.tasks
+    assert added.json() == {"TaskId": task["Id"]}
+    assert (task["Name"], task["ServiceOrderId"], task["State"]) == ("Call charge refused", stay, "Open")
+    assert_error(nameless, 400, "Missing required field 'Name'")
+
+
+async def test_a_company_stay_lists_its_guests_and_its_orders_need_company_billing(api, sim):
+    company = sim.add_company("Travel Agency")
+    anna, franz = sim.add_customer("Huber", "Anna"), sim.add_customer("Gruber", "Franz")
+    stay = sim.add_reservation(anna, sim.resource_id("101"), "Started", company_id=company)
+    sim.add_companion(stay, franz)
+    guests = await call(api, "companionships/getAll", ReservationIds=[stay], Limitation=PAGE)
+    billed = await call(api, "orders/add", **charge(sim, company, LinkedReservationId=stay))
+    sim.company_billing = False
+    refused = await call(api, "orders/add", **charge(sim, company, LinkedReservationId=stay))
+    assert sim.reservation(stay)["AccountType"] == "Company"
+    assert {c["CustomerId"] for c in guests.json()["Companionships"]} == {anna, franz}
+    assert billed.status_code == 200 and sim.orders[0]["AccountId"] == company
+    assert_error(refused, 403, "Posting to company accounts is not enabled")

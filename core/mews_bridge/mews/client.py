@@ -2,9 +2,15 @@
 
 Every operation is a POST of a JSON envelope (ClientToken, AccessToken, Client) plus parameters.
 Requests pass a process-wide sliding-window limiter first, so normal work stays under Mews' limit.
-408, 429, 5xx and network faults are retried with capped exponential backoff and jitter (429 honours
-``Retry-After``) within a time budget, then raise :class:`MewsUnavailable`; 401 raises
-:class:`MewsAuthError`; other refusals raise :class:`MewsRequestError` with Mews' own message.
+
+Mews makes no write idempotent, so every operation is classed as safe to repeat or not
+(:func:`is_repeatable`). Reads and ``commands/update`` are retried through 408, 429, 5xx and network
+faults with capped exponential backoff and jitter (429 honours ``Retry-After``) within a time budget,
+then raise :class:`MewsUnavailable`. A write that creates something (``orders/add``, ``tasks/add``) is
+retried only when it provably never reached Mews (429, connection refused, DNS, connect timeout);
+after a fault that leaves its outcome unknown it raises :class:`MewsOutcomeUnknown` at once and the
+caller looks up whether it landed. 401 raises :class:`MewsAuthError`; other refusals raise
+:class:`MewsRequestError` with Mews' own message. A paged read answered 408 asks for smaller pages.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from .. import metrics
 from ..settings import MewsSettings
 from .enterprise import Enterprise
-from .errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
+from .errors import MewsAuthError, MewsError, MewsOutcomeUnknown, MewsRequestError, MewsUnavailable
 from .models import (
     AccountingCategory,
     Bill,
+    Companionship,
     Customer,
     Device,
     DeviceCommand,
@@ -49,13 +57,33 @@ from .ratelimit import SlidingWindowLimiter, limiter_for
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 MAX_IDS = 1000
-_RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MIN_PAGE = 10
+"""Smallest page a paged read shrinks to after 408s."""
+_PAGES_TO_GROW = 5
+"""Pages that must succeed in a row before a shrunk page size doubles again."""
+_UNKNOWN_OUTCOME_STATUSES = frozenset({408, 500, 502, 503, 504})
+_NOT_SENT_FAULTS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Network faults raised before a byte of the request left (DNS is a ConnectError in httpx)."""
+REPEATABLE_WRITES = frozenset({"commands/update", "resources/update"})
+"""Writes that leave Mews as they found it when they land twice: a command or a room set to the same
+state."""
+
+
+def is_repeatable(operation: str) -> bool:
+    """Whether ``operation`` may be sent again when its outcome is unknown: reads (``…/get…``) and
+    :data:`REPEATABLE_WRITES`. Everything else may create something twice (``orders/add``)."""
+    _, _, action = operation.partition("/")
+    return action.startswith("get") or operation in REPEATABLE_WRITES
 
 
 class _Retryable(MewsUnavailable):
     def __init__(self, *args: Any, retry_after: float | None = None) -> None:
         super().__init__(*args)
         self.retry_after = retry_after
+
+
+class _TooHeavy(MewsUnavailable):
+    """408 on a paged read: ask for a smaller page rather than the same one again."""
 
 
 class _RetryAfterOrBackoff:
@@ -95,6 +123,8 @@ class MewsClient:
         )
         self._limiter: SlidingWindowLimiter | None = None
         self._enterprise: Enterprise | None = None
+        self._page_sizes: dict[str, tuple[int, int]] = {}
+        """Operation → (page size after 408s, pages since it last changed)."""
         self.requests_sent = 0
         """HTTP requests sent, retries included (benchmarks report it)."""
         self._unreadable: set[str] = set()
@@ -111,9 +141,10 @@ class MewsClient:
     @property
     def limiter(self) -> SlidingWindowLimiter:
         if self._limiter is None:
-            usable = max(1, int(self.settings.rate_limit * (1 - self.settings.rate_headroom)))
             self._limiter = limiter_for(
-                self.settings.access_token.get_secret_value(), usable, self.settings.rate_window_s
+                self.settings.access_token.get_secret_value(),
+                self.settings.requests_per_30s,
+                self.settings.rate_window_s,
             )
         return self._limiter
 
@@ -125,8 +156,12 @@ class MewsClient:
         parameters: Mapping[str, Any] | None = None,
         *,
         retry_budget_s: float | None = None,
+        shrink_on_408: bool = False,
     ) -> dict[str, Any]:
-        """POST ``operation`` (``commands/getAllActive``) with the envelope and return the JSON result."""
+        """POST ``operation`` (``commands/getAllActive``) with the envelope and return the JSON result.
+
+        Raises :class:`MewsOutcomeUnknown` when an operation that is not :func:`is_repeatable` may
+        have landed without an answer; it is never sent a second time here."""
         body = {
             "ClientToken": self.settings.client_token.get_secret_value(),
             "AccessToken": self.settings.access_token.get_secret_value(),
@@ -143,62 +178,95 @@ class MewsClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._send(operation, body)
+                    return await self._send(operation, body, shrink_on_408=shrink_on_408)
         except _Retryable as exc:
             raise MewsUnavailable(operation, exc.message, exc.status, exc.request_id) from None
         raise AssertionError("unreachable")  # pragma: no cover - tenacity either returns or raises
 
-    async def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, operation: str, body: dict[str, Any], *, shrink_on_408: bool) -> dict[str, Any]:
+        repeatable = is_repeatable(operation)
+        # An unknown outcome is retried only where landing twice does no harm.
+        unknown = _Retryable if repeatable else MewsOutcomeUnknown
         await self.limiter.acquire()
         self.requests_sent += 1
         try:
             response = await self._http.post(operation, json=body)
         except httpx.TransportError as exc:
-            log.warning("Mews %s: network fault: %s", operation, type(exc).__name__)
-            raise _Retryable(operation, f"network fault ({type(exc).__name__})") from None
+            fault = f"network fault ({type(exc).__name__})"
+            metrics.mews_answered(operation, "network", fault)
+            if isinstance(exc, _NOT_SENT_FAULTS):
+                log.warning("Mews %s: %s before the request left; retrying", operation, fault)
+                raise _Retryable(operation, fault) from None
+            log.warning("Mews %s: %s; the request may have reached Mews", operation, fault)
+            raise unknown(operation, fault + "; the request may have reached Mews") from None
         request_id = response.headers.get("Request-Id")
+        if response.is_success:
+            metrics.mews_answered(operation, response.status_code)
         if response.status_code == 204:
+            self.limiter.answered()
             return {}
         if response.is_success:
+            self.limiter.answered()
             try:
                 return response.json()
             except ValueError:
-                raise _Retryable(
+                raise unknown(
                     operation, "the answer was not JSON", response.status_code, request_id
                 ) from None
         message = _error_message(response)
-        log.warning(
-            "Mews %s failed: HTTP %s %s (Request-Id %s)", operation, response.status_code, message, request_id
-        )
-        if response.status_code in _RETRIED_STATUSES:
-            retry_after = _retry_after(response) if response.status_code == 429 else None
-            if retry_after is not None:
-                self.limiter.hold(retry_after)
-            raise _Retryable(operation, message, response.status_code, request_id, retry_after=retry_after)
-        if response.status_code == 401:
+        status = response.status_code
+        metrics.mews_answered(operation, status, message)
+        log.warning("Mews %s failed: HTTP %s %s (Request-Id %s)", operation, status, message, request_id)
+        if status == 429:
+            # Mews refuses a limited request before doing anything, so it is always safe to repeat.
+            pause = self.limiter.throttled(_retry_after(response), self.settings.max_retry_s)
+            raise _Retryable(operation, message, status, request_id, retry_after=pause)
+        if status == 408 and shrink_on_408:
+            raise _TooHeavy(operation, message, status, request_id)
+        if status in _UNKNOWN_OUTCOME_STATUSES:
+            raise unknown(operation, message, status, request_id)
+        if status == 401:
             raise MewsAuthError(
                 operation,
                 "Mews refused the tokens (check mews.client_token and mews.access_token): " + message,
                 401,
                 request_id,
             )
-        raise MewsRequestError(operation, message, response.status_code, request_id)
+        raise MewsRequestError(operation, message, status, request_id)
 
     async def pages(
         self, operation: str, parameters: Mapping[str, Any], key: str, *, count: int = MAX_IDS
     ) -> list[dict[str, Any]]:
-        """Every item of a paginated operation, following ``Cursor`` until a short or empty page."""
+        """Every item of a paginated operation, following ``Cursor`` until a short or empty page.
+
+        A 408 (too heavy) halves the page size down to :data:`MIN_PAGE`; it doubles back towards
+        ``count`` after :data:`_PAGES_TO_GROW` pages in a row succeed. The size is kept per operation."""
         items: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
-            limitation: dict[str, Any] = {"Count": count}
+            size, grown = self._page_sizes.get(operation, (count, 0))
+            size = min(size, count)
+            limitation: dict[str, Any] = {"Count": size}
             if cursor:
                 limitation["Cursor"] = cursor
-            result = await self.call(operation, {**parameters, "Limitation": limitation})
+            try:
+                result = await self.call(
+                    operation, {**parameters, "Limitation": limitation}, shrink_on_408=size > MIN_PAGE
+                )
+            except _TooHeavy:
+                smaller = max(MIN_PAGE, size // 2)
+                log.info("Mews %s: too heavy at %d a page; asking for %d", operation, size, smaller)
+                self._page_sizes[operation] = (smaller, 0)
+                continue
+            if size < count:
+                grown += 1
+                self._page_sizes[operation] = (
+                    (min(count, size * 2), 0) if grown >= _PAGES_TO_GROW else (size, grown)
+                )
             page = result.get(key) or []
             items.extend(page)
             cursor = result.get("Cursor")
-            if not cursor or len(page) < count:
+            if not cursor or len(page) < size:
                 return items
 
     async def _by_ids(
@@ -279,7 +347,9 @@ class MewsClient:
         return [Service.model_validate(s) for s in await self.pages("services/getAll", {}, "Services")]
 
     async def get_accounting_categories(self) -> list[AccountingCategory]:
-        found = await self.pages("accountingCategories/getAll", {}, "AccountingCategories")
+        # Inactive ones too, so that a setting naming one can be refused as inactive, not as unknown.
+        everything = {"ActivityStates": ["Active", "Deleted"]}
+        found = await self.pages("accountingCategories/getAll", everything, "AccountingCategories")
         return [AccountingCategory.model_validate(c) for c in found]
 
     async def get_resources(self, resource_ids: Sequence[str] | None = None) -> list[Resource]:
@@ -333,10 +403,35 @@ class MewsClient:
             "customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent
         )
 
+    async def get_companionships(self, reservation_ids: Sequence[str]) -> list[Companionship]:
+        """Who stays in these reservations: the guests in the room, whoever owns the reservation."""
+        return await self._by_ids(
+            "companionships/getAll", "ReservationIds", reservation_ids, "Companionships", Companionship
+        )
+
     async def add_order(self, order: NewOrder) -> str:
         """Post an order (a call charge) and return its id."""
         result = await self.call("orders/add", order.to_mews())
         return str(result["OrderId"])
+
+    async def add_task(
+        self,
+        name: str,
+        description: str,
+        *,
+        deadline: datetime,
+        service_order_id: str | None = None,
+        department_id: str | None = None,
+    ) -> str:
+        """Put a task in front of staff inside Mews (for ``department_id`` if given) and return its id.
+        Not safe to repeat: after :class:`MewsOutcomeUnknown` the task may exist."""
+        parameters: dict[str, Any] = {"Name": name, "Description": description, "DeadlineUtc": _utc(deadline)}
+        if service_order_id is not None:
+            parameters["ServiceOrderId"] = service_order_id
+        if department_id is not None:
+            parameters["DepartmentId"] = department_id
+        result = await self.call("tasks/add", parameters)
+        return str(result["TaskId"])
 
     # -- bills -------------------------------------------------------------------------------------
 
@@ -382,4 +477,12 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, (moment - datetime.now(moment.tzinfo)).total_seconds())
 
 
-__all__ = ["MewsAuthError", "MewsClient", "MewsError", "MewsRequestError", "MewsUnavailable"]
+__all__ = [
+    "MewsAuthError",
+    "MewsClient",
+    "MewsError",
+    "MewsOutcomeUnknown",
+    "MewsRequestError",
+    "MewsUnavailable",
+    "is_repeatable",
+]

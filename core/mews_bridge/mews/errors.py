@@ -26,3 +26,9 @@ class MewsRequestError(MewsError):
 
 class MewsUnavailable(MewsError):
     """Mews did not answer usefully (network, 408, 429, 5xx) within the retry budget; try later."""
+
+
+class MewsOutcomeUnknown(MewsUnavailable):
+    """A write that is not safe to repeat may have reached Mews, but no answer came back (a timeout,
+    a dropped connection, 408 or 5xx). The client never re-sends it; the caller looks up whether it
+    landed before sending again."""

@@ -231,6 +231,14 @@ class Customer(MewsModel):
         return " ".join(part for part in (self.first_name, self.last_name) if part)
 
 
+class Companionship(MewsModel):
+    """A guest staying in a reservation (``companionships/getAll``); the owner customer has one too."""
+
+    id: str
+    customer_id: str
+    reservation_id: str | None = None
+
+
 class Resource(MewsModel):
     id: str
     name: str

@@ -18,6 +18,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from .. import metrics
 from ..inputs import deeper_than, unencodable_path
 from ..settings import MewsSettings
 from .errors import MewsAuthError
@@ -81,6 +82,7 @@ class EventStream:
                 log.error("Mews event stream failed; reconnecting", exc_info=exc)
             finally:
                 self.connected.clear()
+            metrics.stream_down()
             failures = 0 if time.monotonic() - started > _STABLE_AFTER_S else failures + 1
             delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(failures - 1, 0))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
@@ -99,7 +101,9 @@ class EventStream:
             log.info("Connected to the Mews event stream")
             await self.on_connect()
             self.connected.set()
+            metrics.stream_connected()
             async for message in websocket:
+                metrics.stream_event()
                 events = _parse(message)
                 if events:
                     await self.on_events(events)

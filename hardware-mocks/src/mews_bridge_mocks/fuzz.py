@@ -266,7 +266,7 @@ class Fuzzer:
                 ),
             ],
             services=[service("Telephone exchange", "asterisk_pbx", options)],
-            mews={"rate_limit": 100_000, "sweep_interval_s": 2.0},
+            mews={"requests_per_30s": 100_000, "sweep_interval_s": 2.0},
             bridge={"unknown_devices": "error", "max_parallel_devices": 4},
         )
 

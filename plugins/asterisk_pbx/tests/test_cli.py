@@ -63,7 +63,9 @@ async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, p
     telephone = hotel.service_id("Telephone")
     international = hotel.accounting_category_id("Telephone international")
     assert "Property: Hotel Simulator (PLN, Gross prices, time zone Europe/Warsaw" in out
-    assert "Standard tax code: AT-S" in out
+    assert (
+        "Standard tax code: AT-S: the highest relative rate (20%) of tax environment AT-2020 valid now" in out
+    )
     assert f"{telephone}  Telephone (Additional)  <- service_id" in out
     assert f"{international}  Telephone international [TEL-INT]  <- international" in out
     assert "  101: extension 101" in out
@@ -117,3 +119,43 @@ async def test_charges_lists_every_state(config_file, hotel, pbx):
     assert code == 0
     [refused] = json.loads(out)
     assert (refused["state"], refused["account_id"]) == ("refused", gruber)
+
+
+async def test_a_refused_charge_is_listed_and_queued_again_from_the_command_line(config_file, hotel, pbx):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid TaxCodes.")
+    async with running_bridge(load_settings(Path(config_file)), entry_points=True) as bridge:
+        managed = bridge.instances[0]
+        await managed.wait_loaded()
+        call = await pbx.place_call("101", "00442071234567", billsec=192)
+        key = f"cdr-{call['UniqueID']}"
+        await wait_for(lambda: hotel.tasks, what="the Mews task")
+        _, listed, _ = await run_cli("--config", config_file, "pbx", "charges", "--failed")
+        code, queued, err = await run_cli("--config", config_file, "pbx", "charges", "--retry", key)
+        await wait_for(lambda: hotel.orders, what="the order after the retry")
+        again, _, refused = await run_cli("--config", config_file, "pbx", "charges", "--retry", key)
+        unknown, _, missing = await run_cli("--config", config_file, "pbx", "charges", "--retry", "cdr-0")
+    [line] = [line for line in listed.splitlines() if "room 101" in line]
+    assert "failed" in line and "Invalid TaxCodes." in line and key in line
+    assert listed.splitlines()[-1] == "failed: 1 (7.00 PLN)"
+    assert code == 0, err
+    assert f"Queued {key} again" in queued
+    assert len(hotel.orders) == 1
+    assert (again, unknown) == (1, 1)
+    assert f"the charge {key} is posted" in refused
+    assert "No charge with the key 'cdr-0'" in missing
+
+
+async def test_setup_says_why_the_configured_service_and_category_would_be_refused(config_file, hotel, pbx):
+    telephone = hotel.service_id("Telephone")
+    international = hotel.accounting_category_id("Telephone international")
+    hotel.services[telephone]["IsActive"] = False
+    hotel.accounting_categories[international]["IsActive"] = False
+    code, out, err = await run_cli("--config", config_file, "pbx", "setup")
+    assert code == 0, err
+    assert (
+        f"{telephone}  Telephone (Additional, inactive)  <- service_id: refused, it is 'Telephone', which is inactive"
+        in out
+    )
+    assert f"{international}  Telephone international [TEL-INT] (inactive: refused)  <- international" in out

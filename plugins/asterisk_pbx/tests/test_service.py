@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mews_bridge.lifecycle import InstanceState
 from mews_bridge.testing import running_bridge, wait_for
+from mews_bridge_asterisk_pbx.charges import queue_again
 from mews_bridge_mocks.ami.fixtures import SECRET
 
-pytestmark = pytest.mark.timeout(20)
+pytestmark = pytest.mark.timeout(30)
 
 
 @contextlib.asynccontextmanager
@@ -250,3 +252,220 @@ async def test_calls_beyond_the_limits_are_held_as_failed_never_posted(pbx, hote
     assert "before the period Mews still lets the bridge post to" in failed["old"]["error"]
     assert failed["pricey"]["error"].endswith("PLN is above the limit of 500 PLN per call")
     assert float(failed["pricey"]["amount"]) > 500
+
+
+# Exactly once against a Mews that loses answers
+
+
+def guest_in(hotel, room="101"):
+    anna = hotel.add_customer("Huber", "Anna")
+    return anna, hotel.add_reservation(anna, hotel.resource_id(room), "Started")
+
+
+@pytest.mark.parametrize("mode", ["drop", "500", "504"])
+async def test_an_order_whose_answer_is_lost_is_looked_up_not_sent_again(pbx, hotel, settings, mode):
+    guest_in(hotel)
+    hotel.faults.lose_responses("orders/add", times=1, mode=mode)
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        posted = await wait_for_charge(bridge, call, "posted")
+    assert len(hotel.orders) == 1
+    assert len(hotel.calls_to("orders/add")) == 1
+    assert hotel.calls_to("orderItems/getAll")
+    assert posted["order_id"] == hotel.orders[0]["Id"]
+
+
+async def test_the_look_up_finds_an_order_moved_to_another_account(pbx, hotel, settings):
+    guest_in(hotel)
+    company = hotel.add_customer("Travel Agency")
+    hotel.faults.lose_responses("orders/add", times=1, mode="504")
+    async with bridge_with_pbx(settings) as bridge:
+        # Routing moves the item before the look-up runs; the look-up must still find it.
+        hotel.faults.fail_operation("orderItems/getAll", times=10**6, status=400)
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for(lambda: hotel.orders, what="the order")
+        for item in hotel.order_items:
+            item["AccountId"] = company
+        hotel.faults.fail_operation("orderItems/getAll", times=0)
+        await wait_for_charge(bridge, call, "posted")
+    assert len(hotel.orders) == 1
+    lookups = [c["body"] for c in hotel.calls_to("orderItems/getAll")]
+    assert all("AccountIds" not in body and body["ServiceIds"] for body in lookups)
+
+
+async def test_nothing_is_sent_while_the_look_up_fails(pbx, hotel, settings):
+    guest_in(hotel)
+    hotel.faults.lose_responses("orders/add", times=1, mode="500")
+    hotel.faults.fail_operation("orderItems/getAll", times=4, status=400, message="Invalid ConsumedUtc.")
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        await wait_for_charge(bridge, call, "posted")
+    statuses = [c["status"] for c in hotel.calls_to("orderItems/getAll")]
+    assert statuses == [400, 400, 400, 400, 200]
+    assert len(hotel.calls_to("orders/add")) == 1
+    assert len(hotel.orders) == 1
+
+
+async def test_a_refused_charge_is_kept_told_to_staff_and_posted_when_queued_again(pbx, hotel, settings):
+    _, reservation = guest_in(hotel)
+    message = "Company billing is not enabled for the integration."
+    hotel.faults.fail_operation("orders/add", times=1, status=403, message=message)
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        [task] = await wait_for(lambda: list(hotel.tasks), what="the Mews task")
+        stored = await wait_for_charge(bridge, call, "failed")
+        await queue_again(bridge.instances[0].ctx.store, failed["key"])
+        posted = await wait_for_charge(bridge, call, "posted")
+    assert failed["error"] == message
+    assert task["ServiceOrderId"] == reservation
+    assert "room 101" in task["Name"]
+    for words in ("Anna Huber", "Call to +44 20 7123 4567", failed["key"], message):
+        assert words in task["Description"]
+    assert stored["task"] == task["Id"]
+    assert len(hotel.orders) == 1
+    assert posted["order_id"] == hotel.orders[0]["Id"]
+
+
+async def test_a_401_on_orders_add_stops_the_service_with_the_reason(pbx, hotel, settings):
+    guest_in(hotel)
+    async with bridge_with_pbx(settings) as bridge:
+        hotel.faults.fail_operation(
+            "orders/add", times=1, status=401, message="No permission for orders/add."
+        )
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        instance = bridge.instances[0]
+        await wait_for(lambda: instance.state is InstanceState.SETUP_ERROR, what="the service to stop")
+        store = instance.ctx.store
+        record = await store.get(f"charge:cdr-{call['UniqueID']}")
+    assert "No permission for orders/add." in instance.reason
+    assert record["state"] == "pending"
+    assert len(hotel.calls_to("orders/add")) == 1
+
+
+# Who is charged, and at which tax rate
+
+
+async def test_a_company_owned_stay_is_checked_for_no_post_on_the_guests_in_the_room(pbx, hotel, settings):
+    company = hotel.add_company("Travel Agency")
+    anna = hotel.add_customer("Huber", "Anna")
+    gruber = hotel.add_customer("Gruber", "Franz", classifications=("Cashlist",))
+    billed = hotel.add_reservation(anna, hotel.resource_id("101"), "Started", company_id=company)
+    no_post = hotel.add_reservation(anna, hotel.resource_id("102"), "Started", company_id=company)
+    hotel.add_companion(no_post, gruber)
+    async with bridge_with_pbx(settings) as bridge:
+        charged = await pbx.place_call("101", "00442071234567", billsec=60)
+        refused_call = await pbx.place_call("102", "00442071234567", billsec=60)
+        await wait_for_charge(bridge, charged, "posted")
+        refused = await wait_for_charge(bridge, refused_call, "refused")
+    [order] = hotel.orders
+    assert (order["AccountId"], order["LinkedReservationId"]) == (company, billed)
+    assert refused["error"] == "the guest is on the Cashlist (No Post)"
+
+
+async def test_a_company_mews_will_not_bill_gets_a_failed_charge_and_a_task(pbx, hotel, settings):
+    company = hotel.add_company("Travel Agency")
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started", company_id=company)
+    hotel.company_billing = False
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        await wait_for(lambda: hotel.tasks, what="the Mews task")
+    assert hotel.orders == []
+    assert "company accounts is not enabled" in failed["error"]
+
+
+async def test_each_call_gets_the_standard_tax_rate_valid_when_it_started(pbx, hotel, settings):
+    change = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    old, new = hotel.tax_rates["AT-S"], dict(hotel.tax_rates["AT-S"])
+    old["ValidityInvervalsUtc"] = [{"StartUtc": None, "EndUtc": change.strftime("%Y-%m-%dT%H:%M:%SZ")}]
+    new.update(
+        Code="AT-N",
+        Value=0.21,
+        Strategy={"Discriminator": "Relative", "Value": {"Value": 0.21}},
+        ValidityInvervalsUtc=[{"StartUtc": change.strftime("%Y-%m-%dT%H:%M:%SZ"), "EndUtc": None}],
+    )
+    hotel.tax_rates["AT-N"] = new
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(
+        anna, hotel.resource_id("101"), "Started", start_utc=datetime.now(UTC) - timedelta(days=1)
+    )
+    before = (change - timedelta(minutes=30)).astimezone(pbx.timezone).replace(tzinfo=None)
+    async with bridge_with_pbx(settings):
+        await pbx.place_call("101", "00442071234567", billsec=60, start=before)
+        await pbx.place_call("101", "00442071234567", billsec=61)
+        await wait_for(lambda: len(hotel.orders) == 2, what="both orders")
+    codes = [order["Items"][0]["UnitAmount"]["TaxValues"][0]["Code"] for order in hotel.orders]
+    assert sorted(codes) == ["AT-N", "AT-S"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("inactive service", "which is inactive"),
+        ("bookable service", "a Bookable service; charges need an Additional one"),
+        ("inactive category", "international = "),
+        ("unknown tax code", "tax_code 'XX-1' is not a tax rate code Mews knows"),
+    ],
+)
+async def test_settings_mews_would_refuse_stop_the_service_at_start(pbx, hotel, settings, change, reason):
+    options = settings.services[0].options
+    if change == "inactive service":
+        hotel.services[options["service_id"]]["IsActive"] = False
+    elif change == "bookable service":
+        options["service_id"] = hotel.accommodation_service_id()
+    elif change == "inactive category":
+        hotel.accounting_categories[options["accounting_categories"]["international"]]["IsActive"] = False
+    else:
+        options["tax_code"] = "XX-1"
+    async with running_bridge(settings, entry_points=True) as bridge:
+        instance = bridge.instances[0]
+        await instance.wait_settled()
+    assert instance.reason is not None and reason in instance.reason
+    if change == "inactive category":
+        assert "(inactive)" in instance.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "recorded"),
+    [(503, "unknown: Mews' answer was lost, the task may exist"), (403, "not created: No tasks for you.")],
+)
+async def test_a_task_mews_fails_to_take_is_never_added_twice(pbx, hotel, settings, status, recorded):
+    guest_in(hotel)
+    hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid TaxCodes.")
+    hotel.faults.fail_operation("tasks/add", times=1, status=status, message="No tasks for you.")
+    async with bridge_with_pbx(settings) as bridge:
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        while failed["task"] is None:  # the ledger records what became of the task
+            await asyncio.sleep(0.02)
+            failed = await charge(bridge, call)
+    assert failed["task"] == recorded
+    assert len(hotel.calls_to("tasks/add")) == 1
+    assert not list(hotel.tasks)  # an injected failure applies nothing
+async def test_only_a_failed_charge_can_be_retried_and_it_is_posted_once(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        service = bridge.instances[0].instance
+        hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid ServiceId.")
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        facts = await service.status()
+        assert (facts["pbx_link"], facts["last_call_record_from"]) == ("up", "101")
+        book = await service.charge_book()
+        assert [(line.key, line.state, line.retryable) for line in book.lines] == [
+            (failed["key"], "failed", True)
+        ]
+
+        assert "posted again" in await service.retry_charge(failed["key"])
+        await wait_for_charge(bridge, call, "posted")
+        with pytest.raises(ValueError, match="only a failed one"):
+            await service.retry_charge(failed["key"])
+        with pytest.raises(LookupError):
+            await service.retry_charge("cdr-unknown")
+        book = await service.charge_book()
+    assert len(hotel.orders) == 1
+    assert book.lines == [] and book.counts["posted"] == 1
+    assert book.since_start == {"failed": 1, "posted": 1}

@@ -3,6 +3,7 @@ entry point, to the printer simulator; checked on what Mews recorded and on the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -163,3 +164,28 @@ async def test_paper_near_end_is_a_warning_on_a_processed_command(
     assert final["State"] == "Processed"
     assert final["Notes"] == f"Paper near end on {NAME}: replace the roll soon."
     assert len(printer_simulator.receipts) == 1
+
+
+async def test_between_jobs_the_printer_is_asked_how_it_is(printer_simulator, settings):
+    async with running_bridge(settings(status_poll_s=0.05, timeout_s=0.5), entry_points=True) as bridge:
+        managed = bridge.instances[0]
+        await managed.wait_loaded()
+
+        async def paper():
+            return (await managed.instance.status())["paper"]
+
+        async def becomes(expected):
+            for _ in range(500):
+                if (found := await paper()).startswith(expected):
+                    return found
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"paper is {await paper()!r}, never {expected!r}")
+
+        assert await paper() == "ok"
+        printer_simulator.status = "paper_out"
+        await becomes("out")
+        printer_simulator.silent = True
+        assert "does not answer" in await becomes("not known: the printer does not answer")
+        printer_simulator.silent = False
+        printer_simulator.status = "online"
+        await becomes("ok")

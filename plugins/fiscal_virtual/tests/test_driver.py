@@ -8,11 +8,14 @@ import re
 import sqlite3
 import stat
 import threading
+from datetime import datetime
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from mews_bridge import CommandFailed, CommandRejected, DeviceConfigError, DeviceNotReady
+from mews_bridge import CommandFailed, CommandRejected, DeviceConfigError, DeviceNotReady, metrics
 from mews_bridge.mews.errors import MewsUnavailable
 from mews_bridge_fiscal_virtual.journal import JOURNAL_FILE
 from mews_bridge_fiscal_virtual.keys import AES_KEY_FILE, SIGNING_KEY_FILE
@@ -244,3 +247,55 @@ def test_option_mistakes_are_explained(change, message):
 def test_options_normalise_bucket_spelling():
     options = FiscalOptions.model_validate(harness_options() | {"tax_map": {"AT-20": "normal", "10": "ERM1"}})
     assert options.tax_map == {"AT-20": "Normal", "10": "Erm1"}
+
+
+def exposed(status):
+    """The fiscal gauges of device "Fiscal" in /metrics' exposition, once ``status`` was taken."""
+    assert status
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(generate_latest(metrics.REGISTRY).decode())
+        for sample in family.samples
+        if sample.name.startswith("mews_bridge_fiscal_") and sample.labels.get("device") == "Fiscal"
+    }
+
+
+async def test_status_tells_the_last_receipt_the_last_closing_and_the_chain(harness, mk, sale_bill):
+    def receipts_counted():
+        return (
+            metrics.REGISTRY.get_sample_value("mews_bridge_fiscal_receipts_total", {"device": "Fiscal"}) or 0
+        )
+
+    driver = await harness.driver()
+    assert (await driver.status())["chain_verified"].startswith("intact (checked ")
+    assert (await driver.status())["last_closing"] == "none yet"
+    counted = receipts_counted()
+    await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))
+    await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))  # redelivered: no second receipt
+    assert receipts_counted() == counted + 1
+    assert exposed(await driver.status())["mews_bridge_fiscal_unclosed_since_timestamp_seconds"] > 0
+    closings = await driver.z_report()
+    found = await driver.status()
+    assert found["last_receipt"] == "AT-REG1-2"
+    assert found["last_closing"] == f"Z #1 for {closings[-1].payload['closing']['period']}"
+    gauges = exposed(found)
+    assert gauges["mews_bridge_fiscal_last_closing_timestamp_seconds"] == (
+        datetime.fromisoformat(found["last_closing_at"]).timestamp()
+    )
+    assert gauges["mews_bridge_fiscal_unclosed_since_timestamp_seconds"] == 0
+
+
+async def test_a_tampered_journal_shows_a_broken_chain(harness, mk, sale_bill):
+    driver = await harness.driver()
+    await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))
+    path = driver.ctx.state_dir / JOURNAL_FILE
+    await driver.unload()
+    db = sqlite3.connect(path)
+    triggers = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+    for name in triggers:  # what someone editing the file by hand would do first
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("UPDATE fiscal_entries SET payload_canonical = replace(payload_canonical, '1750', '1749')")
+    db.commit()
+    db.close()
+    driver = await harness.driver()
+    assert (await driver.status())["chain_verified"].startswith("BROKEN: entry 2")

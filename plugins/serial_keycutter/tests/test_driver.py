@@ -429,3 +429,13 @@ class TestSetup:
         diagnostics = await driver.diagnostics()
         assert not diagnostics["port_open"]
         assert diagnostics["dialect"] == "salto"
+
+
+async def test_status_tells_whether_the_encoder_link_is_open(
+    make_driver, encoder_simulator, key_data, make_job
+):
+    driver = await make_driver(encoder_simulator.port_url)
+    await driver.execute(make_job(key_data()))
+    assert await driver.status() == {"encoder_link": "open", "encoder_last_error": None}
+    await driver.unload()
+    assert (await driver.status())["encoder_link"] == "closed"

@@ -314,6 +314,12 @@ class AmiSimulator(Simulator):
 
     # Faults
 
+    def listeners(self, category: str) -> int:
+        """Logged-in connections that receive events of ``category`` (``"cdr"``) now."""
+        return sum(
+            1 for session in self._sessions if session.authenticated and category in session.send_events
+        )
+
     def drop_connections(self) -> None:
         """Close every open connection at once, unsent output discarded: Asterisk crashed."""
         for session in list(self._sessions):

@@ -42,6 +42,39 @@ FISCAL_OPTIONS = {
 }
 
 
+def front_desk(printer_url: str, encoder_port: str) -> list[dict[str, Any]]:
+    """``[[devices]]`` of a front desk: a receipt printer, a SALTO encoder and a fiscal machine."""
+    return [
+        device("Reception printer", "Reception printer", "escpos_printer", {"connection": printer_url}),
+        device(
+            "Reception encoder",
+            "Reception encoder",
+            "serial_keycutter",
+            {"port": encoder_port, "dialect": "salto", "encoder": "Encoder1"},
+        ),
+        device("Fiscal machine", "Fiscal machine", "fiscal_virtual", FISCAL_OPTIONS),
+    ]
+
+
+def telephone_options(sim: MewsSimulator, ami_port: int) -> dict[str, Any]:
+    """Options of an asterisk_pbx service on the AMI simulator, charging under the sample tariff."""
+    categories = {
+        call_class: sim.accounting_category_id(f"Telephone {call_class}")
+        for call_class in ("local", "national", "mobile", "international", "premium")
+    }
+    return {
+        "host": "127.0.0.1",
+        "port": ami_port,
+        "username": AMI_USER,
+        "secret": AMI_SECRET,
+        "service_id": sim.service_id("Telephone"),
+        "tariff": str(TARIFF),
+        "rooms": "{room}",
+        "timezone": "Europe/Vienna",
+        "accounting_categories": categories,
+    }
+
+
 @dataclass
 class Row:
     what: str
@@ -92,27 +125,19 @@ class Demo:
                 self.sim,
                 self.out / "state",
                 devices=[
-                    device(
-                        "Reception printer",
-                        "Reception printer",
-                        "escpos_printer",
-                        {"connection": self.printer.url},
-                    ),
+                    *front_desk(self.printer.url, self.encoder.port_url),
                     device("Office printer", "Office printer", "ipp_printer", {"uri": self.office.uri}),
-                    device(
-                        "Reception encoder",
-                        "Reception encoder",
-                        "serial_keycutter",
-                        {"port": self.encoder.port_url, "dialect": "salto", "encoder": "Encoder1"},
-                    ),
-                    device("Fiscal machine", "Fiscal machine", "fiscal_virtual", FISCAL_OPTIONS),
                 ],
-                services=[service("Telephone exchange", "asterisk_pbx", self.pbx_options())],
+                services=[
+                    service("Telephone exchange", "asterisk_pbx", telephone_options(self.sim, self.pbx.port))
+                ],
             )
             self.bridge = await stack.enter_async_context(running_bridge(settings, entry_points=True))
             for managed in self.bridge.instances:
                 await managed.wait_loaded()
             self.say(f"Bridge connected: {len(self.bridge.instances)} devices and services ready")
+            if self.bridge.http is not None and self.bridge.http.url:
+                self.say(f"Its status page: {self.bridge.http.url}/ (metrics at /metrics)")
             await self.registration_card(office_id)
             await self.keys(encoder_id)
             await self.outage(encoder_id)
@@ -159,23 +184,6 @@ class Demo:
         self.say(
             f"The export verifies offline: {verified.strip().splitlines()[-1] if verified.strip() else 'ok'}"
         )
-
-    def pbx_options(self) -> dict[str, Any]:
-        categories = {
-            call_class: self.sim.accounting_category_id(f"Telephone {call_class}")
-            for call_class in ("local", "national", "mobile", "international", "premium")
-        }
-        return {
-            "host": "127.0.0.1",
-            "port": self.pbx.port,
-            "username": AMI_USER,
-            "secret": AMI_SECRET,
-            "service_id": self.sim.service_id("Telephone"),
-            "tariff": str(TARIFF),
-            "rooms": "{room}",
-            "timezone": "Europe/Vienna",
-            "accounting_categories": categories,
-        }
 
     def phone(self, room: str) -> dict[str, str]:
         prefix = f"/hotel/{room}/"

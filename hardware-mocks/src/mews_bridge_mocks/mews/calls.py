@@ -11,6 +11,8 @@ class RecordedCall(TypedDict):
 
     ``operation`` is e.g. ``"commands/update"`` (None for unknown paths); ``body`` and ``response``
     are the parsed JSON (None when absent or unparsable); ``time`` is when the request arrived (UTC).
+    ``lost`` is how the answer was lost after the call was applied (``drop``, ``500``, ``504``,
+    ``delay``), None when it was sent as ``status`` and ``response`` say.
     """
 
     time: datetime
@@ -21,3 +23,4 @@ class RecordedCall(TypedDict):
     status: int
     request_id: str
     response: Any
+    lost: str | None

@@ -25,6 +25,10 @@ timeouts RATIO                   answer RATIO of calls with 408
 latency SECONDS                  delay every answer
 storm SECONDS                    answer 429 to every call for SECONDS
 fail OPERATION [TIMES [STATUS]]  fail the next TIMES calls of OPERATION (e.g. commands/update)
+lose OPERATION RATIO [TIMES [HOW]]
+                                 apply RATIO of the calls of OPERATION (e.g. orders/add), then lose
+                                 the answer, at most TIMES times (0 stops; default no limit);
+                                 HOW: drop, 500, 504, delay (35 s) or any (default)
 silent on|off                    keep sockets open but mute: no events, no pongs
 refuse SECONDS                   refuse new sockets for SECONDS
 drop                             close every open socket now
@@ -53,6 +57,9 @@ async def run_console_command(sim: MewsSimulator, line: str) -> str:
             case ["fail", operation, *rest] if len(rest) <= 2:
                 numbers = [int(word) for word in rest]
                 faults.fail_operation(operation, *numbers)
+            case ["lose", operation, ratio, *rest] if len(rest) <= 2:
+                times = int(rest[0]) if rest else None
+                faults.lose_responses(operation, float(ratio), times, *rest[1:])  # type: ignore[arg-type]
             case ["silent", ("on" | "off") as switch]:
                 faults.silent_websockets = switch == "on"
             case ["refuse", seconds]:

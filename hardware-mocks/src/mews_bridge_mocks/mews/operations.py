@@ -322,7 +322,8 @@ def get_departments(world: World, params: Params) -> Row:
 
 @operation("tasks/add")
 def add_task(world: World, params: Params) -> Row:
-    """A task for staff in Mews (e.g. "Wake-up call for room 101 at 07:00 not answered")."""
+    """A task for staff in Mews ("Wake-up call for room 101 at 07:00 not answered", "a call charge was
+    refused"): the department and the reservation must be the property's."""
     params.guid("EnterpriseId")
     name = params.require(params.string, "Name", max_length=MAX_IDENTIFIER)
     if not name.strip():
@@ -411,6 +412,23 @@ def get_customers(world: World, params: Params) -> Row:
         extent=bool(extent.boolean("Customers")),
     )
     return {"Customers": result["Customers"], "Documents": None, "Cursor": result["Cursor"]}
+
+
+COMPANIONSHIP_FILTERS: dict[str, Filter] = {
+    "CompanionshipIds": AnyOf("Id"),
+    "CustomerIds": AnyOf("CustomerId"),
+    "ReservationIds": AnyOf("ReservationId"),
+    "ReservationGroupIds": AnyOf("ReservationGroupId"),
+}
+
+
+@operation("companionships/getAll")
+def get_companionships(world: World, params: Params) -> Row:
+    """Who stays in which reservation (the extents' entities are not simulated: always null)."""
+    params.nested("Extent")
+    require_any_filter(params, COMPANIONSHIP_FILTERS)
+    result = _query(world, params, world.companionships, "Companionships", COMPANIONSHIP_FILTERS)
+    return {**result, "Customers": None, "Reservations": None, "ReservationGroups": None}
 
 
 # -- accounting -----------------------------------------------------------------------------------
@@ -612,7 +630,11 @@ def add_order(world: World, params: Params) -> Row:
     Mews leaves that to the integration."""
     params.guid("EnterpriseId")
     service = _entity(params, "ServiceId", world.services)
-    account = _entity(params, "AccountId", world.customers)
+    account_id = params.require(params.guid, "AccountId")
+    account = world.companies.get(account_id)
+    if account is not None and not world.company_billing:
+        raise ApiError(403, "Posting to company accounts is not enabled for this integration.")
+    account = account or _lookup(params, "AccountId", account_id, world.customers)
     now = utc_now()
     consumed = params.timestamp("ConsumptionUtc") or now
     if consumed < now - world.accounting_editable_history:

@@ -2,7 +2,8 @@
 
 Per call, in order: added latency, exact path (404), strict JSON (400), tokens (401), the
 ``Client`` field (400), a 429 storm, the sliding-window limit (429), injected failures, the
-operation itself. Every answer carries ``Request-Id`` and is recorded in ``calls``.
+operation itself, then a lost answer if one is injected. Every answer carries ``Request-Id`` and is
+recorded in ``calls`` (a lost one with what was applied and how it was lost).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiohttp import WSCloseCode, web
 from .auth import Credentials
 from .calls import RecordedCall
 from .errors import ApiError, error_response, new_request_id
-from .faults import Faults, too_many_requests
+from .faults import LOST_AFTER_COMMIT, Faults, too_many_requests
 from .operations import OPERATIONS
 from .ratelimit import SlidingWindowLimiter
 from .state import World
@@ -84,11 +85,12 @@ class ConnectorServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         request_id = new_request_id()
         arrived = datetime.now(UTC)
         operation = self._operation(request)
         body: Any = None
+        loss: tuple[str, float] | None = None
         try:
             if self._faults.latency_s > 0:
                 await asyncio.sleep(self._faults.latency_s)
@@ -96,6 +98,7 @@ class ConnectorServer:
                 raise ApiError(404, "Not found.")
             body = await self._read_json(request)
             response = self._answer(operation, Params(body), request)
+            loss = self._faults.loss(operation) if response.status < 300 else None
         except ApiError as error:
             response = error_response(error, request_id)
         except Exception as error:  # a simulator bug: answer like Mews' development environments
@@ -113,9 +116,28 @@ class ConnectorServer:
                 request_id=request_id,
                 # Parsed from the text sent, so the record cannot change with the world.
                 response=json.loads(response.text) if response.text else None,
+                lost=loss[0] if loss else None,
             )
         )
         log.debug("%s %s -> %s", request.method, request.rel_url.raw_path, response.status)
+        if loss is None:
+            return response
+        return await self._lose(request, response, request_id, *loss)
+
+    @staticmethod
+    async def _lose(
+        request: web.Request, applied: web.Response, request_id: str, mode: str, delay_s: float
+    ) -> web.StreamResponse:
+        """The call was applied; now lose its answer the way ``mode`` says."""
+        if mode == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # aiohttp's way to end a handler whose peer is gone
+        if mode == "delay":
+            await asyncio.sleep(delay_s)
+            return applied
+        response = error_response(ApiError(int(mode), LOST_AFTER_COMMIT), request_id)
+        response.headers["Request-Id"] = request_id
         return response
 
     @staticmethod

@@ -137,9 +137,15 @@ class World:
         self.bills = Table()
         self.order_items = Table()
         self.payments = Table()
+        self.companies = Table()
+        self.companionships = Table()
+        """Who stays in a reservation: one row per guest (the owner customer too), as Mews keeps them."""
+        self.company_billing = True
+        """Whether the integration may post to company accounts (Mews answers 403 when it may not)."""
+        self.tasks = Table()
+        """Tasks for staff (``tasks/add``): Name, Description, DeadlineUtc, DepartmentId, ServiceOrderId."""
         self._orders = Table()
         self.departments = Table()
-        self.tasks = Table()
         self._command_logs: dict[str, _CommandLog] = {}
         self._numbers = {
             "customer": itertools.count(1),
@@ -488,6 +494,26 @@ class World:
     def _emit_resource(self, resource_id: str) -> None:
         self._emit({"Type": "Resource", "Id": resource_id, "State": self.resources[resource_id]["State"]})
 
+    def add_company(self, name: str) -> str:
+        """A company (an account that can own reservations and be billed)."""
+        now = format_utc(utc_now())
+        return self.companies.add(
+            {"Id": new_id(), "ChainId": self.chain_id, "Name": name, "IsActive": True, "CreatedUtc": now}
+        )
+
+    def add_companion(self, reservation_id: str, customer_id: str) -> str:
+        """Another guest staying in the reservation."""
+        _known(self.customers, customer_id, "customer")
+        reservation = self.reservations[reservation_id]
+        return self.companionships.add(
+            {
+                "Id": new_id(),
+                "CustomerId": customer_id,
+                "ReservationGroupId": reservation["GroupId"],
+                "ReservationId": reservation_id,
+            }
+        )
+
     def add_reservation(
         self,
         customer_id: str,
@@ -495,8 +521,11 @@ class World:
         state: str = "Confirmed",
         start_utc: datetime | str | None = None,
         end_utc: datetime | str | None = None,
+        *,
+        company_id: str | None = None,
     ) -> str:
-        """A stay of ``customer_id``; by default from now (to the hour) for two nights.
+        """A stay of ``customer_id``; by default from now (to the hour) for two nights. With
+        ``company_id`` the company owns it (its account) and the customer is the guest staying.
 
         ``Started`` and ``Processed`` reservations get actual check-in (and check-out) times.
         """
@@ -504,14 +533,16 @@ class World:
             raise ValueError(f"reservation state must be one of {RESERVATION_STATES}")
         _known(self.customers, customer_id, "customer")
         _known(self.resources, resource_id, "resource")
+        if company_id is not None:
+            _known(self.companies, company_id, "company")
         now = utc_now()
         start = to_utc(start_utc) if start_utc else now.replace(minute=0, second=0)
         end = to_utc(end_utc) if end_utc else start + timedelta(days=2)
         reservation = {
             "Id": new_id(),
             "ServiceId": self.accommodation_service_id(),
-            "AccountId": customer_id,
-            "AccountType": "Customer",
+            "AccountId": company_id or customer_id,
+            "AccountType": "Company" if company_id else "Customer",
             "CreatorProfileId": self.profile_id,
             "UpdaterProfileId": self.profile_id,
             "BookerId": None,
@@ -553,6 +584,7 @@ class World:
             "PersonCounts": [{"AgeCategoryId": self.adult_age_category_id, "Count": 1}],
         }
         reservation_id = self.reservations.add(reservation)
+        self.add_companion(reservation_id, customer_id)
         self._touch_reservation(reservation_id)
         return reservation_id
 

@@ -8,12 +8,18 @@ plus Sequence when mapped) and moves through these states:
 * ``posted``: Mews accepted it (``order_id``);
 * ``refused``: the guest is on the Cashlist ("No Post"), checked with Mews right before posting;
 * ``unassigned``: nobody held the room when the call started;
-* ``failed``: Mews refused the order (400/403) or the call could not be rated; ``error`` says why.
-  Never retried blindly: the same request would be refused again.
+* ``failed``: Mews refused the order for good (400/403: a closed bill, company billing not enabled
+  for the integration, a wrong tax code) or the call could not be rated; ``error`` keeps why. Staff
+  learn about it inside Mews: a task names the room, the guest, the call and the reason (``task``).
+  Never retried blindly: the same request would be refused again. ``mews-bridge pbx charges --retry
+  KEY`` queues one again after a fix.
 
 A second posting is impossible twice over: a CDR whose key is known is ignored, and a charge that
-was already sent once (its outcome unknown after a timeout, a 5xx or a crash) is first looked up in
-Mews by its ``ExternalIdentifier`` before it is sent again.
+was already sent once (its outcome unknown after a timeout, a dropped connection, a 5xx or a crash)
+is first looked up in Mews by its ``ExternalIdentifier`` before it is sent again; while that look-up
+fails, nothing is sent. The client itself never re-sends ``orders/add`` after an unknown outcome.
+The look-up searches the whole service around the consumption time, not the guest's account, because
+routing rules and billing automation move items to other accounts.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,16 +38,31 @@ from typing import Any, Literal
 from mews_bridge.journal import KeyValueStore
 from mews_bridge.mews.client import MewsClient
 from mews_bridge.mews.enterprise import Enterprise
-from mews_bridge.mews.errors import MewsError, MewsRequestError
+from mews_bridge.mews.errors import (
+    MewsAuthError,
+    MewsError,
+    MewsOutcomeUnknown,
+    MewsRequestError,
+    MewsUnavailable,
+)
 from mews_bridge.mews.models import NewOrder, OrderItemParameters, TaxRate
 
 ChargeState = Literal["pending", "posted", "refused", "unassigned", "failed"]
 STATES: tuple[ChargeState, ...] = ("pending", "posted", "refused", "unassigned", "failed")
 PREFIX = "charge:"
+RETRY_PREFIX = "charge-retry:"
+"""A charge staff queued again (``pbx charges --retry``); the running ledger picks it up."""
 NO_POST = "Cashlist"
 _SETTLED: frozenset[str] = frozenset({"posted", "refused", "unassigned"})
 _PRUNE_EVERY_S = 24 * 3600.0
 _RETRY_INITIAL_S = 1.0
+_RESCAN_S = 2.0
+"""How often the ledger looks for charges queued again from the command line."""
+LOOKUP_MARGIN = timedelta(minutes=10)
+"""The look-up reads the service's items consumed this long either side of the call's start."""
+TASK_DEADLINE = timedelta(hours=12)
+TASK_RETRY_S = 60.0
+"""A task Mews could not take (an outage) is tried again this much later."""
 
 
 def _now() -> str:
@@ -74,6 +96,8 @@ class Charge:
     """Times it was sent to Mews (a send whose answer was lost counts)."""
     order_id: str | None = None
     error: str | None = None
+    task: str | None = None
+    """For a failed charge: the Mews task that tells staff, or why there is none."""
     received: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
 
@@ -93,6 +117,11 @@ class Charge:
         return replace(self, state=state, updated=_now(), **changes)
 
 
+def retryable(charge: Charge) -> bool:
+    """A failed charge that was priced and has a guest: Mews refused it, and it may be sent again."""
+    return charge.state == "failed" and bool(charge.call_class) and charge.account_id is not None
+
+
 def _valid_at(rate: TaxRate, moment: datetime) -> bool:
     if not rate.validity_intervals_utc:
         return True
@@ -105,26 +134,69 @@ def _valid_at(rate: TaxRate, moment: datetime) -> bool:
     return False
 
 
-async def standard_tax_code(mews: MewsClient, enterprise: Enterprise) -> str | None:
-    """The property's standard tax rate code, as Mews documents choosing one: the enterprise's tax
-    environment, its taxations, and of their relative rates valid now the highest (e.g. ``AT-S``)."""
+@dataclass(frozen=True)
+class TaxRates:
+    """The relative tax rates of the property's tax environment, with their validity, so that each
+    call gets the standard rate valid when it was made (a rate change at midnight splits the day)."""
+
+    environment: str | None
+    rates: tuple[TaxRate, ...] = ()
+    known: frozenset[str] = frozenset()
+    """Every tax rate code Mews knows, in any environment (a configured tax_code must be one)."""
+
+    def standard_at(self, moment: datetime) -> TaxRate | None:
+        """Mews' documented choice: of the environment's relative rates valid at ``moment``, the highest."""
+        valid = [rate for rate in self.rates if _valid_at(rate, moment)]
+        return max(valid, key=lambda rate: rate.relative_value or 0, default=None)
+
+    def standard_code_at(self, moment: datetime) -> str | None:
+        rate = self.standard_at(moment)
+        return rate.code if rate else None
+
+    def explain(self, moment: datetime) -> str:
+        """Why :meth:`standard_at` chooses what it does, in words for ``pbx setup``."""
+        if self.environment is None:
+            return "none: Mews names no tax environment for the property; set the option tax_code"
+        best = self.standard_at(moment)
+        if best is None:
+            return (
+                f"none: tax environment {self.environment} has no relative rate valid now; "
+                "set the option tax_code"
+            )
+        others = sorted(
+            (
+                f"{r.code} {r.relative_value:.0%}"
+                for r in self.rates
+                if r is not best and _valid_at(r, moment)
+            ),
+        )
+        later = sorted(r.code for r in self.rates if not _valid_at(r, moment))
+        return (
+            f"{best.code}: the highest relative rate ({best.relative_value:.0%}) of tax environment "
+            f"{self.environment} valid now"
+            + (f" (also valid: {', '.join(others)})" if others else "")
+            + (f"; not valid now: {', '.join(later)}" if later else "")
+            + ". Each call gets the standard rate valid when it started."
+        )
+
+
+async def load_tax_rates(mews: MewsClient, enterprise: Enterprise) -> TaxRates:
+    """The enterprise's tax environment, its taxations and their relative rates (every validity)."""
+    taxations = await mews.get_taxations()
+    known = frozenset(rate.code for rate in taxations.tax_rates)
     if not enterprise.tax_environment_code:
-        return None
+        return TaxRates(None, known=known)
     environment = next(
         (e for e in await mews.get_tax_environments() if e.code == enterprise.tax_environment_code), None
     )
     if environment is None:
-        return None
-    now = datetime.now(UTC)
-    rates = [
+        return TaxRates(None, known=known)
+    rates = tuple(
         rate
-        for rate in (await mews.get_taxations()).tax_rates
-        if rate.taxation_code in environment.taxation_codes
-        and rate.relative_value is not None
-        and _valid_at(rate, now)
-    ]
-    best = max(rates, key=lambda rate: rate.relative_value or 0, default=None)
-    return best.code if best else None
+        for rate in taxations.tax_rates
+        if rate.taxation_code in environment.taxation_codes and rate.relative_value is not None
+    )
+    return TaxRates(environment.code, rates, known)
 
 
 def unit_amount(charge: Charge, pricing: str) -> dict[str, Any]:
@@ -159,7 +231,10 @@ def new_order(charge: Charge, service_id: str, pricing: str) -> NewOrder:
 
 
 class ChargeLedger:
-    """Keeps charges in ``store`` and posts the pending ones; :meth:`run` is the posting task."""
+    """Keeps charges in ``store`` and posts the pending ones; :meth:`run` is the posting task.
+
+    ``on_auth_failure`` is called with the reason when Mews answers 401 to ``orders/add``: retrying
+    cannot help, so the service stops (the charge stays pending for after the fix)."""
 
     def __init__(
         self,
@@ -171,6 +246,7 @@ class ChargeLedger:
         retention: timedelta,
         retry_max_s: float,
         logger: logging.Logger,
+        on_auth_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._mews = mews
@@ -180,8 +256,11 @@ class ChargeLedger:
         self._retry_max_s = retry_max_s
         self._retry_initial_s = min(_RETRY_INITIAL_S, retry_max_s)
         self._log = logger
+        self._on_auth_failure = on_auth_failure
         self._due: dict[str, float] = {}
         """Pending keys → when to try next (monotonic)."""
+        self._untold: dict[str, float] = {}
+        """Failed charges staff have not been told about in Mews yet → when to try (monotonic)."""
         self._failures: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self.outcomes: Counter[str] = Counter()
@@ -191,9 +270,13 @@ class ChargeLedger:
     async def load(self) -> None:
         """Queue the charges a previous run left pending and forget old settled ones."""
         await self._prune()
+        for key in await self._store.items(RETRY_PREFIX):
+            await self._store.delete(key)  # their charges are pending, so queued just below
         for key, value in (await self._store.items(PREFIX)).items():
             if value.get("state") == "pending":
                 self._due[key.removeprefix(PREFIX)] = 0.0
+            elif value.get("state") == "failed" and value.get("task") is None:
+                self._untold[key.removeprefix(PREFIX)] = 0.0
         if self._due:
             self._log.info("%d call charge(s) from before the restart are still to be posted", len(self._due))
 
@@ -207,12 +290,14 @@ class ChargeLedger:
         await self._save(charge)
         if charge.state == "pending":
             self._due[charge.key] = 0.0
-            self._wake.set()
         else:
             self.outcomes[charge.state] += 1
             self._log.warning(
                 "%s from room %s is %s: %s", charge.item, charge.room, charge.state, charge.error
             )
+            if charge.state == "failed":
+                self._untold[charge.key] = 0.0
+        self._wake.set()
         return True
 
     def retry_now(self) -> None:
@@ -228,19 +313,50 @@ class ChargeLedger:
     def diagnostics(self) -> dict[str, Any]:
         return {"pending": self.pending, "since_start": dict(self.outcomes), "last_error": self.last_error}
 
+    async def all(self) -> list[Charge]:
+        """Every charge still kept, newest call first."""
+        values = (await self._store.items(PREFIX)).values()
+        return sorted((Charge.from_store(v) for v in values), key=lambda c: c.start, reverse=True)
+
+    async def retry(self, key: str) -> Charge:
+        """Send a failed charge again (staff fixed what Mews refused). Like any charge sent before, it is
+        looked up in Mews first, so it can never be posted twice."""
+        value = await self._store.get(PREFIX + key)
+        if value is None:
+            raise LookupError(f"No call charge {key} is kept.")
+        charge = Charge.from_store(value)
+        if charge.state != "failed":
+            raise ValueError(
+                f"The charge for {charge.item} is {charge.state}; only a failed one can be retried."
+            )
+        if not retryable(charge):
+            raise ValueError(f"The call for {charge.item} could not be priced: correct the tariff first.")
+        charge = await queue_again(self._store, key)
+        self._failures.pop(key, None)
+        await self._queue_retried()
+        self._wake.set()
+        self._log.info("Retrying the failed charge %s for %s, as staff asked", key, charge.item)
+        return charge
+
     # The posting task
 
     async def run(self) -> None:
-        pruned = time.monotonic()
+        pruned = rescanned = time.monotonic()
         while True:
             now = time.monotonic()
             for key in sorted(k for k, due in self._due.items() if due <= now):
-                await self._post(key)
+                if not await self._post(key):
+                    return
+            for key in sorted(k for k, due in self._untold.items() if due <= now):
+                await self._tell_staff(key)
+            if now - rescanned > _RESCAN_S:
+                await self._queue_retried()
+                rescanned = now
             if now - pruned > _PRUNE_EVERY_S:
                 await self._prune()
                 pruned = now
             self._wake.clear()
-            wait = min(self._due.values(), default=now + _PRUNE_EVERY_S) - time.monotonic()
+            wait = min([*self._due.values(), *self._untold.values(), now + _RESCAN_S]) - time.monotonic()
             if wait > 0:
                 try:
                     async with asyncio.timeout(wait):
@@ -248,16 +364,32 @@ class ChargeLedger:
                 except TimeoutError:
                     pass
 
-    async def _post(self, key: str) -> None:
+    async def _queue_retried(self) -> None:
+        for key in await self._store.items(RETRY_PREFIX):
+            await self._store.delete(key)
+            charge_key = key.removeprefix(RETRY_PREFIX)
+            self._log.info("The charge %s was queued again by staff", charge_key)
+            self._due[charge_key] = 0.0
+
+    async def _post(self, key: str) -> bool:
+        """One try at a pending charge; False when posting must stop (Mews refused the tokens)."""
         value = await self._store.get(PREFIX + key)
         charge = Charge.from_store(value) if value else None
         if charge is None or charge.state != "pending":
             self._due.pop(key, None)
-            return
+            return True
         try:
             await self._try(charge)
+        except MewsAuthError as exc:
+            reason = f"Mews refused to take call charges (HTTP 401): {exc.message}"
+            self.last_error = reason
+            self._log.error("%s; the charges stay pending until the bridge restarts", reason)
+            if self._on_auth_failure is not None:
+                self._on_auth_failure(reason)
+            return False
         except MewsRequestError as exc:
             await self._settle(charge.moved("failed", error=exc.message))
+            self._untold[key] = 0.0
             self._log.error("Mews refused the charge for %s (%s): %s", charge.item, charge.key, exc.message)
         except MewsError as exc:
             self._failures[key] += 1
@@ -267,45 +399,104 @@ class ChargeLedger:
             (self._log.warning if self._failures[key] == 1 else self._log.debug)(
                 "Could not post the charge %s yet (%s); it is kept and retried", charge.key, exc
             )
+        return True
 
     async def _try(self, charge: Charge) -> None:
-        if charge.attempts:
-            order_id = await self._posted_order(charge)
-            if order_id is not None:
-                await self._settle(charge.moved("posted", order_id=order_id))
-                return
-        assert charge.account_id is not None
-        guests = await self._mews.get_customers([charge.account_id])
-        if any(NO_POST in guest.classifications for guest in guests):
+        try:
+            if charge.attempts:
+                order_id = await self._posted_order(charge)
+                if order_id is not None:
+                    await self._settle(charge.moved("posted", order_id=order_id))
+                    self._log.info("The charge %s had reached Mews already (order %s)", charge.key, order_id)
+                    return
+            no_post = await self._no_post_guest(charge)
+        except MewsAuthError:
+            raise
+        except MewsError as exc:
+            # No send while the checks before it fail, whatever Mews said: they are reads.
+            raise MewsUnavailable(exc.operation, exc.message, exc.status, exc.request_id) from exc
+        if no_post is not None:
             await self._settle(charge.moved("refused", error="the guest is on the Cashlist (No Post)"))
             self._log.info(
-                "Not charging %s to room %s: the guest is on the Cashlist", charge.item, charge.room
+                "Not charging %s to room %s: %s is on the Cashlist", charge.item, charge.room, no_post
             )
             return
         # Durable before sending: if the answer is lost, the next try looks the order up first.
         charge = replace(charge, attempts=charge.attempts + 1)
         await self._save(charge)
         order = new_order(charge, self.service_id, self.pricing)
-        result = await self._mews.call("orders/add", order.to_mews(), retry_budget_s=self._retry_max_s)
+        try:
+            result = await self._mews.call("orders/add", order.to_mews(), retry_budget_s=self._retry_max_s)
+        except MewsOutcomeUnknown as exc:
+            self._log.warning(
+                "Mews may or may not have the charge %s (%s); it is looked up before it is sent again",
+                charge.key,
+                exc,
+            )
+            raise
         await self._settle(charge.moved("posted", order_id=str(result["OrderId"])))
         self._log.info(
             "Posted %s to room %s: %s %s", charge.item, charge.room, charge.amount, charge.currency
         )
 
+    async def _no_post_guest(self, charge: Charge) -> str | None:
+        """The name of a guest in the room on the Cashlist ("No Post"), if any: the reservation's
+        customer and its companions, so a company-owned reservation is checked on who stays."""
+        assert charge.account_id is not None
+        ids = [charge.account_id]  # a company's id simply finds no customer
+        if charge.reservation_id is not None:
+            ids += [c.customer_id for c in await self._mews.get_companionships([charge.reservation_id])]
+        guests = await self._mews.get_customers(list(dict.fromkeys(ids)))
+        return next((g.full_name for g in guests if NO_POST in g.classifications), None)
+
     async def _posted_order(self, charge: Charge) -> str | None:
-        """The order Mews already has for this charge, from an earlier send whose answer was lost."""
+        """The order Mews already has for this charge, from an earlier send whose answer was lost:
+        any item of the service consumed around the call's start that carries its key, whichever
+        account it was moved to."""
         around = charge.start_utc
         window = {
-            "StartUtc": (around - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "EndUtc": (around + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "StartUtc": (around - LOOKUP_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "EndUtc": (around + LOOKUP_MARGIN).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         items = await self._mews.pages(
-            "orderItems/getAll",
-            {"AccountIds": [charge.account_id], "ServiceIds": [self.service_id], "ConsumedUtc": window},
-            "OrderItems",
+            "orderItems/getAll", {"ServiceIds": [self.service_id], "ConsumedUtc": window}, "OrderItems"
         )
         found = next((i for i in items if i.get("ExternalIdentifier") == charge.key), None)
         return str(found.get("ServiceOrderId") or found.get("Id")) if found else None
+
+    async def _tell_staff(self, key: str) -> None:
+        """A Mews task for a failed charge, so the front desk sees it where it works."""
+        value = await self._store.get(PREFIX + key)
+        charge = Charge.from_store(value) if value else None
+        if charge is None or charge.state != "failed" or charge.task is not None:
+            self._untold.pop(key, None)
+            return
+        name = f"Telephone charge not posted: room {charge.room or charge.extension}"
+        description = (
+            f"{charge.item} from room {charge.room or charge.extension}"
+            f" ({charge.guest or 'no guest on record'}), {charge.amount} {charge.currency},"
+            f" started {charge.start.replace('T', ' ')}, call {charge.key}."
+            f" Not posted: {charge.error}."
+            f" Post it by hand, or fix the cause and run: mews-bridge pbx charges --retry {charge.key}"
+        )
+        try:
+            task = await self._mews.add_task(
+                name,
+                description,
+                deadline=datetime.now(UTC) + TASK_DEADLINE,
+                service_order_id=charge.reservation_id,
+            )
+        except MewsOutcomeUnknown:
+            task = "unknown: Mews' answer was lost, the task may exist"  # never sent twice
+        except MewsRequestError as exc:  # e.g. the integration may not add tasks: not retried
+            task = f"not created: {exc.message}"
+            self._log.warning("Mews refused a task for the failed charge %s: %s", key, exc.message)
+        except MewsError as exc:
+            self._log.warning("Could not put a task in Mews for the failed charge %s yet: %s", key, exc)
+            self._untold[key] = time.monotonic() + TASK_RETRY_S
+            return
+        await self._save(replace(charge, task=task))
+        self._untold.pop(key, None)
 
     async def _settle(self, charge: Charge) -> None:
         await self._save(charge)
@@ -327,3 +518,22 @@ class ChargeLedger:
             await self._store.delete(key)
         if old:
             self._log.info("Forgot %d settled call charge(s) older than the retention period", len(old))
+
+
+async def queue_again(store: KeyValueStore, key: str) -> Charge:
+    """Put a failed (or refused, unassigned) charge back to pending after staff fixed the cause; the
+    running ledger picks it up within seconds. It is looked up in Mews before it is sent."""
+    value = await store.get(PREFIX + key)
+    if value is None:
+        raise KeyError(key)
+    charge = Charge.from_store(value)
+    if charge.state in ("pending", "posted"):
+        raise ValueError(f"the charge {key} is {charge.state}; only a charge that was not posted is queued")
+    if charge.account_id is None:
+        raise ValueError(f"the charge {key} has no guest account to post to")
+    if not charge.call_class:
+        raise ValueError(f"the call {key} could not be rated, so there is no price to post")
+    queued = charge.moved("pending", error=f"queued again after: {charge.error}" if charge.error else None)
+    await store.put(PREFIX + key, asdict(queued))
+    await store.put(RETRY_PREFIX + key, {"queued": _now()})
+    return queued

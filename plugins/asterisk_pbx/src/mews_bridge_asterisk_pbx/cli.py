@@ -87,15 +87,18 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
 
 
 async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
+    from datetime import UTC, datetime
+
     from mews_bridge.mews.client import MewsClient
     from mews_bridge.mews.errors import MewsError
 
-    from .charges import standard_tax_code
+    from .charges import load_tax_rates
+    from .service import service_refusal
 
     async with MewsClient(settings.mews, retry_budget_s=10) as mews:
         try:
             enterprise = await mews.enterprise()
-            tax_code = await standard_tax_code(mews, enterprise)
+            taxes = await load_tax_rates(mews, enterprise)
             services = await mews.get_services()
             categories = await mews.get_accounting_categories()
             resources = await mews.get_resources()
@@ -111,22 +114,33 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
         f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
         f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
     )
-    click.echo(f"Standard tax code: {tax_code or 'none found: set the option tax_code'}")
+    click.echo(f"Standard tax code: {taxes.explain(datetime.now(UTC))}")
+    if options is not None and options.tax_code is not None:
+        known = (
+            "" if options.tax_code in taxes.known else " (Mews does not know it: the service will not start)"
+        )
+        click.echo(f"Configured tax_code: {options.tax_code}{known}")
 
     configured = options.service_id if options else None
     click.echo("\nServices (option service_id; telephone charges belong under an Additional one):")
-    for service in sorted(
-        services, key=lambda s: ((s.data or {}).get("Discriminator") != "Additional", s.display_name)
-    ):
+    for service in sorted(services, key=lambda s: (service_refusal(s) is not None, s.display_name)):
         kind = (service.data or {}).get("Discriminator", "")
+        refusal = service_refusal(service)
         mark = "  <- service_id" if service.id == configured else ""
-        click.echo(f"  {service.id}  {service.display_name} ({kind}){mark}")
+        if mark and refusal:
+            mark += f": refused, it {refusal}"
+        inactive = "" if service.is_active else ", inactive"
+        click.echo(f"  {service.id}  {service.display_name} ({kind}{inactive}){mark}")
+    if configured and all(s.id != configured for s in services):
+        click.echo(f"  service_id {configured} is not a Mews service of this property!")
 
     mapped = {v: k for k, v in options.accounting_categories.items()} if options else {}
     click.echo("\nAccounting categories (option accounting_categories, tariff class = id):")
-    for category in sorted(categories, key=lambda c: c.name):
+    for category in sorted(categories, key=lambda c: (not c.is_active, c.name)):
         code = f" [{category.code}]" if category.code else ""
         mark = f"  <- {mapped[category.id]}" if category.id in mapped else ""
+        if not category.is_active:
+            mark = " (inactive" + (": refused" if mark else "") + ")" + mark
         click.echo(f"  {category.id}  {category.name}{code}{mark}")
 
     rooms = options.room_map([r.name for r in resources]) if options else None
@@ -260,15 +274,34 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
     type=click.Choice(STATES),
     help="Only charges in this state (repeatable).",
 )
+@click.option("--failed", is_flag=True, help="Only charges Mews refused or that could not be rated.")
+@click.option("--retry", "retry_key", metavar="KEY", help="Queue a charge that was not posted again.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) -> None:
-    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed."""
+def charges_command(
+    name: str | None, states: tuple[str, ...], failed: bool, retry_key: str | None, as_json: bool
+) -> None:
+    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed.
+
+    After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
+    queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
     from mews_bridge.bridge import JOURNAL_FILE
 
     settings, entry = _entry(name, required=True)
     assert entry is not None
     path = settings.bridge.state_dir / JOURNAL_FILE
-    charges = asyncio.run(_read(path, f"service:{entry.name}")) if path.exists() else []
+    namespace = f"service:{entry.name}"
+    if retry_key is not None:
+        if not path.exists():
+            raise click.ClickException("No charges are recorded yet.")
+        queued = asyncio.run(_queue_again(path, namespace, retry_key))
+        click.echo(
+            f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
+            f"{queued.currency}. The running bridge posts it within seconds."
+        )
+        return
+    charges = asyncio.run(_read(path, namespace)) if path.exists() else []
+    if failed:
+        states = (*states, "failed")
     if states:
         charges = [c for c in charges if c.state in states]
     if as_json:
@@ -285,6 +318,8 @@ def charges_command(name: str | None, states: tuple[str, ...], as_json: bool) ->
             "posted": f"order {charge.order_id}",
             "pending": f"{charge.attempts} tries so far",
         }.get(charge.state, charge.error or "")
+        if charge.state == "failed":
+            detail += f" [key {charge.key}; Mews task: {charge.task or 'none yet'}]"
         who = charge.guest or "-"
         click.echo(
             f"{property_time(charge.start, zone)}  room {charge.room or charge.extension:<6} "
@@ -330,6 +365,22 @@ def _summary(charges: list[Charge]) -> str:
         for state in STATES
         if counts[state]
     )
+
+
+async def _queue_again(path: Path, namespace: str, key: str) -> Charge:
+    from mews_bridge.journal import Journal
+
+    from .charges import queue_again
+
+    journal = await Journal.open(path)
+    try:
+        return await queue_again(journal.store(namespace), key)
+    except KeyError:
+        raise click.ClickException(f"No charge with the key {key!r} (see mews-bridge pbx charges).") from None
+    except ValueError as exc:
+        raise click.ClickException(f"Not queued: {exc}.") from None
+    finally:
+        await journal.close()
 
 
 async def _read(path: Path, namespace: str) -> list[Charge]:

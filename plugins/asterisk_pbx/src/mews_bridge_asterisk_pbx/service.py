@@ -27,10 +27,12 @@ from mews_bridge.mews.client import MewsClient
 from mews_bridge.mews.enterprise import Enterprise
 from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
 from mews_bridge.mews.models import Customer, Reservation, Resource
+from mews_bridge.mews.models import Service as MewsService
+from mews_bridge.status import ChargeBook, ChargeLine
 
 from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
-from .charges import Charge, ChargeLedger, standard_tax_code
+from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
 from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
@@ -54,6 +56,20 @@ from .wakeups import WakeupCalls, WakeupRefused
 
 PROPERTY_KEY = "property"
 """Store key of what the command line needs to know about the property (its time zone)."""
+
+_CHARGES_SHOWN = 50
+
+
+def service_refusal(service: MewsService | None) -> str | None:
+    """Why call charges cannot go under this Mews service, if they cannot."""
+    if service is None:
+        return "is not a Mews service of this property"
+    if not service.is_active:
+        return f"is {service.display_name!r}, which is inactive"
+    kind = (service.data or {}).get("Discriminator")
+    if kind != "Additional":
+        return f"is {service.display_name!r}, a {kind or 'non-Additional'} service; charges need an Additional one"
+    return None
 
 
 def guest_of(customer: Customer | None) -> Guest | None:
@@ -93,10 +109,12 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._ami: AmiClient | None = None
         self._ledger: ChargeLedger | None = None
         self._zone = ZoneInfo("UTC")
-        self._tax_code: str | None = None
+        self._taxes = TaxRates(None)
         self._limits = ChargeLimits(
             options.max_call_seconds, options.max_call_charge, options.loaded_tariff.currency, None
         )
+        self._last_cdr: tuple[str, str | None] | None = None
+        """When the last call record's call started, and from which extension."""
         self._room_status: RoomStatusSender | None = None
         self._pin_guard = PinGuard()
         self._wakeups: WakeupCalls | None = None
@@ -111,7 +129,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         ctx, options = self.ctx, self.options
         try:
             enterprise = await ctx.enterprise()
-            self._tax_code = await self._check_mews(enterprise)
+            self._taxes = await self._check_mews(enterprise)
             self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
             self._limits = replace(self._limits, editable_history=enterprise.accounting_editable_history)
             self._set_resources(await ctx.mews.get_resources())
@@ -137,6 +155,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             retention=options.retention,
             retry_max_s=options.retry_max_s,
             logger=ctx.logger,
+            on_auth_failure=ctx.stop,
         )
         await self._ledger.load()
         await ctx.store.put(PROPERTY_KEY, {"timezone": enterprise.timezone.key})
@@ -188,29 +207,36 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             len(self._occupancy.room_names),
             len(self._occupancy.in_house()),
             options.service_id,
-            self._tax_code,
+            self._tax_code_at(datetime.now(UTC)),
         )
 
-    async def _check_mews(self, enterprise: Enterprise) -> str:
-        """Refuse settings that Mews would refuse on every posting; returns the tax code to post with."""
+    def _tax_code_at(self, moment: datetime) -> str | None:
+        """The configured tax code, else the standard rate valid at ``moment``."""
+        return self.options.tax_code or self._taxes.standard_code_at(moment)
+
+    async def _check_mews(self, enterprise: Enterprise) -> TaxRates:
+        """Refuse settings that Mews would refuse on every posting; returns the tax rates to post with."""
         options, mews = self.options, self.ctx.mews
         tariff = options.loaded_tariff
         if tariff.currency != enterprise.currency:
             raise DeviceConfigError(
                 f"The tariff is in {tariff.currency}, but the property bills in {enterprise.currency}"
             )
-        services = {s.id for s in await mews.get_services()}
-        if options.service_id not in services:
+        service = next((s for s in await mews.get_services() if s.id == options.service_id), None)
+        refusal = service_refusal(service)
+        if refusal:
             raise DeviceConfigError(
-                f"service_id {options.service_id} is not a Mews service of this property "
-                "(mews-bridge pbx setup lists them)"
+                f"service_id {options.service_id} {refusal} (mews-bridge pbx setup lists them)"
             )
-        categories = {c.id for c in await mews.get_accounting_categories()}
-        unknown = {k: v for k, v in options.accounting_categories.items() if v not in categories}
-        if unknown:
+        categories = {c.id: c for c in await mews.get_accounting_categories()}
+        wrong = {
+            k: f"{v} ({'inactive' if v in categories else 'not an accounting category of this property'})"
+            for k, v in options.accounting_categories.items()
+            if v not in categories or not categories[v].is_active
+        }
+        if wrong:
             raise DeviceConfigError(
-                "accounting_categories: not accounting categories of this property: "
-                + ", ".join(f"{k} = {v}" for k, v in sorted(unknown.items()))
+                "accounting_categories: " + ", ".join(f"{k} = {v}" for k, v in sorted(wrong.items()))
             )
         department = options.wakeup.department_id
         if department and department not in {
@@ -220,13 +246,19 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 f"wakeup.department_id {department} is not a department of this property "
                 "(mews-bridge pbx setup lists them)"
             )
-        tax_code = options.tax_code or await standard_tax_code(mews, enterprise)
-        if tax_code is None:
+        taxes = await load_tax_rates(mews, enterprise)
+        if options.tax_code is not None and options.tax_code not in taxes.known:
+            raise DeviceConfigError(
+                f"tax_code {options.tax_code!r} is not a tax rate code Mews knows "
+                f"(tax environment {enterprise.tax_environment_code}: "
+                f"{', '.join(sorted(r.code for r in taxes.rates)) or 'none'})"
+            )
+        if options.tax_code is None and taxes.standard_at(datetime.now(UTC)) is None:
             raise DeviceConfigError(
                 f"Mews names no standard tax rate for tax environment {enterprise.tax_environment_code}; "
                 "set the option tax_code"
             )
-        return tax_code
+        return taxes
 
     async def diagnostics(self) -> dict[str, Any]:
         return {
@@ -234,10 +266,55 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "rooms": len(self._occupancy.room_names),
             "in_house": len(self._occupancy.in_house()),
             "pbx_timezone": str(self._zone),
-            "tax_code": self._tax_code,
+            "tax_code": self._tax_code_at(datetime.now(UTC)),
             "charges": self._ledger.diagnostics() if self._ledger else None,
             "wakeups": len(self._wakeups.records) if self._wakeups else None,
         }
+
+    async def status(self) -> dict[str, Any]:
+        ami = self._ami
+        return {
+            "pbx_link": "up" if ami is not None and ami.connected else "down",
+            "pbx_last_error": ami.last_error if ami is not None else None,
+            "last_call_record_at": self._last_cdr[0] if self._last_cdr else None,
+            "last_call_record_from": self._last_cdr[1] if self._last_cdr else None,
+            "rooms_in_house": f"{len(self._occupancy.in_house())} of {len(self._occupancy.room_names)}",
+        }
+
+    async def charge_book(self) -> ChargeBook:
+        """Counts (posted: today, in the PBX's time zone) and every charge not posted, newest first."""
+        assert self._ledger is not None
+        charges = await self._ledger.all()
+        today = datetime.now(self._zone).date()
+        counts = dict.fromkeys(("pending", "posted", "refused", "unassigned", "failed"), 0)
+        for charge in charges:
+            if (
+                charge.state != "posted"
+                or datetime.fromisoformat(charge.updated).astimezone(self._zone).date() == today
+            ):
+                counts[charge.state] += 1
+        lines = [
+            ChargeLine(
+                key=c.key,
+                state=c.state,
+                at=c.start,
+                room=c.room,
+                item=c.item,
+                amount=c.amount,
+                currency=c.currency,
+                detail=c.error or (f"{c.attempts} tries so far" if c.state == "pending" else None),
+                updated=c.updated,
+                retryable=retryable(c),
+            )
+            for c in charges
+            if c.state != "posted"
+        ][:_CHARGES_SHOWN]
+        return ChargeBook(self.ctx.name, counts, lines, dict(self._ledger.outcomes))
+
+    async def retry_charge(self, key: str) -> str:
+        assert self._ledger is not None
+        charge = await self._ledger.retry(key)
+        return f"The charge for {charge.item} (room {charge.room}) will be posted again now."
 
     # Mews → occupancy → PBX
 
@@ -303,9 +380,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             self._room_status.retry_now()
         async with self._lock:
             try:
-                if self.options.tax_code is None:  # tax codes change with legislation
-                    enterprise = await self.ctx.enterprise()
-                    self._tax_code = await standard_tax_code(self.ctx.mews, enterprise) or self._tax_code
+                if self.options.tax_code is None:  # tax rates change with legislation
+                    self._taxes = await load_tax_rates(self.ctx.mews, await self.ctx.enterprise())
                 self._set_resources(await self.ctx.mews.get_resources())
                 arrivals = await self._reload()
             except MewsError as exc:
@@ -352,6 +428,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         except CdrError as exc:
             self._log.warning("Ignoring a Cdr event that cannot be read: %s", exc)
             return
+        self._last_cdr = (record.start.isoformat(timespec="seconds"), record.extension)
         reason = not_billable_reason(record, self._rooms.is_room, self.options.outbound_contexts)
         if reason is not None:
             self._log.debug("Not charging CDR %s: %s", record.unique_id, reason)
@@ -375,7 +452,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "room": room,
             "seconds": record.billable_seconds,
             "currency": self.options.loaded_tariff.currency,
-            "tax_code": self._tax_code,
+            "tax_code": self._tax_code_at(record.start),
             "reservation_id": stay.reservation_id if stay else None,
             "account_id": stay.account_id if stay else None,
             "guest": stay.guest.name if stay and stay.guest else None,

@@ -14,7 +14,7 @@ wakeup``), kept in the service's store in property time, rung with an AMI ``Orig
   looks in AstDB: ``[hotel-wakeup]`` writes ``<family>/wakeup/<ActionID>`` when the guest answers.
   Only a try found unanswered there counts as unanswered (and is retried).
 * The task is a create Mews cannot de-duplicate: after an unknown outcome (timeout, 5xx) it is not
-  sent again, and the log says so.
+  sent again, and the log says so; one that never reached Mews is sent at the next look.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mews_bridge.journal import KeyValueStore
 from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.errors import MewsError, MewsUnavailable
+from mews_bridge.mews.errors import MewsError, MewsOutcomeUnknown, MewsUnavailable
 
 from .ami import AmiClient, AmiError, Reply
 from .codec import Message
@@ -473,34 +473,29 @@ class WakeupCalls:
 
     async def _add_task(self, record: WakeUp) -> None:
         name = f"Wake-up call for room {record.room} at {record.time} not answered"
-        parameters: dict[str, Any] = {
-            "Name": name,
-            "Description": (
-                f"{record.tries} tries ({', '.join(record.outcomes)}) on {record.date}. "
-                + {"called": "Reception was called.", None: ""}.get(
-                    record.reception, "Reception could not be called."
-                )
-            ).strip(),
-            "DeadlineUtc": (self.clock() + timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "ServiceOrderId": record.reservation_id,
-        }
-        if self.options.department_id:
-            parameters["DepartmentId"] = self.options.department_id
+        reception = {"called": "Reception was called.", None: ""}.get(
+            record.reception, "Reception could not be called."
+        )
         record.task = "sending"
         await self._save(record)  # before it goes out: a task is never created twice
         try:
-            await self._mews.call("tasks/add", parameters, retry_budget_s=0)
-        except MewsUnavailable as exc:
-            if exc.status == 429:  # refused unread: safe to send again
-                record.task = "waiting"
-            else:
-                record.task = "unknown"
-                self._log.error(
-                    "Mews did not answer the task %r (%s); it may or may not exist and is not sent again: "
-                    "check the tasks in Mews",
-                    name,
-                    exc,
-                )
+            await self._mews.add_task(
+                name,
+                f"{record.tries} tries ({', '.join(record.outcomes)}) on {record.date}. {reception}".strip(),
+                deadline=self.clock() + timedelta(minutes=15),
+                service_order_id=record.reservation_id,
+                department_id=self.options.department_id,
+            )
+        except MewsOutcomeUnknown as exc:
+            record.task = "unknown"
+            self._log.error(
+                "Mews did not answer the task %r (%s); it may or may not exist and is not sent again: "
+                "check the tasks in Mews",
+                name,
+                exc,
+            )
+        except MewsUnavailable:
+            record.task = "waiting"  # it never reached Mews (or Mews refused it unread): safe to send later
         except MewsError as exc:
             record.task = "refused"
             self._log.error("Mews refused the task %r: %s", name, exc)

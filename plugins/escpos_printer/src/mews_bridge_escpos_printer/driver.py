@@ -63,6 +63,9 @@ class EscposPrinterDriver(DeviceDriver[Options]):
     _pages = 0
     _unclean = False
     """True while a write may have stopped half-way through an ESC/POS command."""
+    _checks: asyncio.Task[None] | None = None
+    _unreachable: str | None = None
+    """Why the last status check between jobs could not reach the printer."""
 
     async def setup(self) -> None:
         def _load() -> PrinterModel:
@@ -86,6 +89,9 @@ class EscposPrinterDriver(DeviceDriver[Options]):
         self._remember(found)
         if found is not None and found.fault:
             self.ctx.logger.warning("%s is reachable but reports %s", self.ctx.name, found.summary)
+        self._one_at_a_time = asyncio.Lock()  # a job or a status check, never both on the link
+        if self.options.status_poll_s and self.options.check_status and self.options.link.can_read:
+            self._checks = self.ctx.create_task(self._check_between_jobs(), "status checks between jobs")
         self.ctx.logger.info(
             "%s ready: %s, %d dots, %s images, cut %s",
             self.ctx.name,
@@ -105,7 +111,8 @@ class EscposPrinterDriver(DeviceDriver[Options]):
         try:
             document = await asyncio.to_thread(self._open, data)
             try:
-                notes = await self._print(job, document, data.copy_count)
+                async with self._one_at_a_time:
+                    notes = await self._print(job, document, data.copy_count)
             finally:
                 await asyncio.to_thread(document.close)
         except (CommandFailed, CommandRejected) as exc:
@@ -113,6 +120,40 @@ class EscposPrinterDriver(DeviceDriver[Options]):
             raise
         self._jobs += 1
         return notes
+
+    async def unload(self) -> None:
+        if self._checks is not None:
+            self._checks.cancel()
+            await asyncio.gather(self._checks, return_exceptions=True)
+
+    async def _check_between_jobs(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.status_poll_s)
+            async with self._one_at_a_time:
+                try:
+                    async with self._connect() as printer:
+                        self._remember(await printer.status())
+                except LinkError as exc:
+                    if self._unreachable is None:
+                        self.ctx.logger.warning("%s does not answer a status check: %s", self.ctx.name, exc)
+                    self._unreachable = str(exc)
+                else:
+                    self._unreachable = None
+
+    async def status(self) -> dict[str, Any]:
+        found = self._last_status
+        if self._unreachable is not None:
+            paper = f"not known: the printer does not answer ({self._unreachable})"
+        elif found is None:
+            paper = "not known (no status from the printer yet)"
+        else:
+            paper = "out" if found.paper_out else ("near end" if found.paper_near_end else "ok")
+        return {
+            "paper": paper,
+            "printer_status": found.summary if found else None,
+            "status_at": self._last_status_at.isoformat(timespec="seconds") if self._last_status_at else None,
+            "pages_printed": self._pages,
+        }
 
     def _open(self, data: PrinterData) -> Document:
         from . import raster

@@ -136,6 +136,9 @@ class Options(BaseModel):
     """Seconds to wait for the printer to connect, take data or answer a status request."""
     check_status: bool = True
     """Ask the printer for paper and cover status (DLE EOT) before and during each job."""
+    status_poll_s: float = Field(default=60.0, ge=0, le=3600)
+    """Between jobs, ask for that status this often (seconds; 0: never), so that the status page and
+    /metrics show paper out before the next job fails."""
     image_mode: Literal["raster", "graphics", "column"] = "raster"
     """raster (GS v 0) for most printers; else graphics (GS ( L) or column (ESC *, impact printers)."""
     dither: Literal["diffusion", "threshold"] = "diffusion"

@@ -26,6 +26,7 @@ from mews_bridge import (
     DeviceDriver,
     DeviceNotReady,
     InstanceContext,
+    metrics,
 )
 from mews_bridge.inputs import describe_validation_error
 from mews_bridge.mews.errors import MewsError
@@ -61,6 +62,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _moment(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
 def receipt_notes(entry: Entry, *, earlier: bool = False) -> str:
     """The Notes that acknowledge a receipt: its number and short verification code."""
     p = entry.payload
@@ -89,6 +94,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         self.register: FiscalRegister | None = None
         self.clock: Callable[[], datetime] = utc_now
         self._tax_map = TaxMap(options.tax_map)
+        self._chain: str = "not checked yet"
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -102,6 +108,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         try:
             started = await asyncio.to_thread(self.register.start, self.clock())
             await self.close_due()  # closings missed while the bridge was down
+            broken = await asyncio.to_thread(self.register.check_chain)
         except BaseException:
             await self.unload()
             raise
@@ -112,6 +119,10 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 started.receipt_number,
                 self.register.keys.fingerprint,
             )
+        if broken is not None:
+            self.ctx.logger.error("The fiscal journal's hash chain is broken: %s", broken)
+        checked = self.clock().isoformat(timespec="seconds")
+        self._chain = f"BROKEN: {broken}" if broken else f"intact (checked {checked})"
         self.ctx.create_task(self._closing_schedule(), "fiscal closings")
 
     async def unload(self) -> None:
@@ -138,6 +149,21 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
                 **await asyncio.to_thread(self.register.status),
             }
         return info
+
+    async def status(self) -> dict[str, Any]:
+        if self.register is None:
+            return {}
+        found = await asyncio.to_thread(self.register.status)
+        metrics.fiscal_closings(
+            self.ctx.name, _moment(found["last_z_utc"]), _moment(found["unclosed_since_utc"])
+        )
+        closing = f"Z #{found['last_z']} for {found['last_z_period']}" if found["last_z"] else "none yet"
+        return {
+            "last_receipt": found["last_receipt"],
+            "last_closing": closing,
+            "last_closing_at": found["last_z_utc"],
+            "chain_verified": self._chain,
+        }
 
     async def _config(self, state_dir: Path) -> RegisterConfig:
         o = self.options
@@ -217,6 +243,8 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             entry, created = await write
             cancelled = True
         notes = receipt_notes(entry, earlier=not created)
+        if created:
+            metrics.fiscal_receipt(self.ctx.name)
         if created and self.options.receipt_printer and not cancelled:
             notes += await self._print(entry)
         return notes

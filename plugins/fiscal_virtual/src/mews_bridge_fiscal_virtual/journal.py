@@ -280,6 +280,10 @@ class JournalStore:
         """The newest entry after ``after_seq`` that is not a closing (one a daily closing must cover)."""
         return self._one("seq > ? AND kind NOT IN ('Z', 'MONTH', 'YEAR')", (after_seq,), "ORDER BY seq DESC")
 
+    def first_open(self, after_seq: int) -> Entry | None:
+        """The oldest entry after ``after_seq`` that is not a closing: what the next closing is late for."""
+        return self._one("seq > ? AND kind NOT IN ('Z', 'MONTH', 'YEAR')", (after_seq,), "ORDER BY seq")
+
     def by_command(self, command_id: str, *, raw: bool = False) -> Entry | None:
         return self._one("source_command_id = ?", (command_id,), raw=raw)
 

@@ -179,7 +179,21 @@ class FiscalRegister:
             "last_entry_utc": last.payload["ts_utc"] if last else None,
             "last_z": z.payload["z_number"] if z else None,
             "last_z_period": z.payload["closing"]["period"] if z else None,
+            "last_z_utc": z.payload["ts_utc"] if z else None,
+            "unclosed_since_utc": (o := self.store.first_open(z.seq if z else 0)) and o.payload["ts_utc"],
         }
+
+    def check_chain(self) -> str | None:
+        """Walk the whole hash chain: every entry links to the one before and hashes to what it
+        records. None when intact, else where it breaks."""
+        prev_hash, seq = GENESIS_HASH, 0
+        for entry in self.store.entries():
+            if entry.seq != seq + 1 or entry.prev_hash != prev_hash:
+                return f"entry {entry.seq} does not follow entry {seq}"
+            if compute_entry_hash(entry.prev_hash, entry.payload) != entry.entry_hash:
+                return f"entry {entry.seq} does not match its hash"
+            prev_hash, seq = entry.entry_hash, entry.seq
+        return None
 
     # -- writing -----------------------------------------------------------------------------------
 

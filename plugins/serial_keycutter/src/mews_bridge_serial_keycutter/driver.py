@@ -75,6 +75,12 @@ class SerialKeycutterDriver(DeviceDriver[KeycutterOptions]):
             "last_error": self._last_error,
         }
 
+    async def status(self) -> dict[str, Any]:
+        return {
+            "encoder_link": "open" if self.link.transport.is_open else "closed",
+            "encoder_last_error": self._last_error,
+        }
+
     async def execute(self, job: CommandJob[KeyCutterData]) -> str | None:
         data = job.data
         now = datetime.now(UTC)

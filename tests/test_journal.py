@@ -1,0 +1,65 @@
+"""The journal at rest: owner-only files whatever the umask, and guests' data purged after retention."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import timedelta
+
+import pytest
+
+from mews_bridge.journal import Journal
+
+
+@pytest.fixture
+def open_umask():
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_the_journal_and_the_state_dir_are_owner_only_whatever_the_umask(tmp_path, open_umask):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o777)
+    journal = await Journal.open(state / "journal.sqlite3")
+    try:
+        await journal.add("c1", "d1", "Desk printer", "2026-12-01T10:00:00+00:00")
+        wal = state / "journal.sqlite3-wal"
+        assert wal.exists()
+        assert mode(wal) == 0o600
+    finally:
+        await journal.close()
+    assert mode(state) == 0o700
+    assert mode(state / "journal.sqlite3") == 0o600
+
+
+async def test_a_purge_keeps_ids_and_outcomes_and_forgets_the_rest_later(tmp_path):
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    try:
+        for command_id in ("done", "running"):
+            await journal.add(command_id, "d1", "Reception encoder", "2026-12-01T10:00:00+00:00")
+        await journal.mark_finished("done", "Processed", "Key for room 101 (Anna Huber) cut")
+        await journal.mark_acknowledged("done")
+        await journal.mark_running("running", "Reception encoder")
+
+        purged = await journal.prune(timedelta(0), timedelta(days=365))
+        done, running = await journal.get("done"), await journal.get("running")
+        again = await journal.add("done", "d1", "Reception encoder", "2026-12-01T10:00:00+00:00")
+        await journal.prune(timedelta(0), timedelta(0))
+        forgotten = await journal.get("done")
+    finally:
+        await journal.close()
+    assert purged == 1
+    assert (done.phase, done.final_state, done.notes, done.device_name) == (
+        "acknowledged",
+        "Processed",
+        None,
+        "",
+    )
+    assert running.notes is None and running.device_name == "Reception encoder"
+    assert not again  # the id still makes a repeat a duplicate
+    assert forgotten is None
