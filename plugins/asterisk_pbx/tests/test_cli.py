@@ -72,6 +72,7 @@ async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, p
     assert "Tariff classes without an accounting category: local, mobile, national, premium" in out
     local = hotel.accounting_category_id("Telephone local")
     assert f'  local = "{local}"  # Telephone local' in out
+    assert f"  {hotel.department_id('Reception')}  Reception\n" in out
     assert f"Asterisk: logged in at 127.0.0.1:{pbx.port} (AMI 11.0.0)" in out
     assert "s3cret" not in out + err
 
@@ -109,6 +110,7 @@ async def test_charges_lists_every_state(config_file, hotel, pbx):
     posted = next(line for line in lines if "posted" in line and "order" in line)
     assert "room 101" in posted and "Call to +44 20 7123 4567 (3 min 12 s)" in posted and "7.00 PLN" in posted
     assert "Anna Huber" in posted and hotel.orders[0]["Id"] in posted
+    assert posted.startswith(pbx.cdrs[0]["StartTime"] + "  ")  # property time (Warsaw), as the PBX wrote it
     assert any("room 102" in line and "refused" in line and "Cashlist" in line for line in lines)
     assert any("room 103" in line and "unassigned" in line for line in lines)
     assert lines[-1] == "posted: 1 (7.00 PLN); refused (No Post): 1 (2.50 PLN); unassigned: 1 (0.30 PLN)"

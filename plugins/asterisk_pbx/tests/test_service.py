@@ -142,7 +142,12 @@ async def test_a_call_is_charged_to_whoever_held_the_room_when_it_started(pbx, h
     async with bridge_with_pbx(settings) as bridge:
         before_move = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(seconds=30)
         hotel.move_reservation(reservation, hotel.resource_id("102"))
-        await wait_for(lambda: astdb_room(pbx, "101") == {"outside": "0"}, what="the move")
+        # Both rooms: 102 reads {"outside": "0"} before the move too, so the check-out below could
+        # otherwise seem done before it was.
+        await wait_for(
+            lambda: astdb_room(pbx, "101") == {"outside": "0"} and astdb_room(pbx, "102").get("outside") == "1",
+            what="the move",
+        )
         # The CDR of a call from the old room, begun before the move, ends after it.
         await pbx.place_call("101", "221234567", billsec=40, start=before_move)
         during_stay = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(seconds=2)

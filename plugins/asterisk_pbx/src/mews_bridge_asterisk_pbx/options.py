@@ -32,8 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from mews_bridge.option_types import TimeZoneName
 
+from .housekeeping import HousekeepingOptions
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
+from .wakeups import WakeupOptions
 
 
 class AsteriskPbxOptions(BaseModel):
@@ -72,7 +74,17 @@ class AsteriskPbxOptions(BaseModel):
         24 * 3600, ge=1, description="A call billed for longer is held as failed, not posted"
     )
     max_call_charge: Decimal = Field(
-        Decimal(500), gt=0, allow_inf_nan=False, description="A call priced higher (tariff currency) is held as failed"
+        Decimal(500),
+        gt=0,
+        allow_inf_nan=False,
+        description="A call priced higher (tariff currency) is held as failed",
+    )
+    housekeeping: HousekeepingOptions = Field(
+        default_factory=HousekeepingOptions,
+        description="Room status codes (*52*PIN*STATUS): staff and states",
+    )
+    wakeup: WakeupOptions = Field(
+        default_factory=WakeupOptions, description="Wake-up calls: channel, tries, reception, Mews task"
     )
 
     _tariff: Tariff = PrivateAttr()
