@@ -444,6 +444,8 @@ async def test_a_task_mews_fails_to_take_is_never_added_twice(pbx, hotel, settin
     assert failed["task"] == recorded
     assert len(hotel.calls_to("tasks/add")) == 1
     assert not list(hotel.tasks)  # an injected failure applies nothing
+
+
 async def test_only_a_failed_charge_can_be_retried_and_it_is_posted_once(pbx, hotel, settings):
     anna = hotel.add_customer("Huber", "Anna")
     hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
@@ -469,3 +471,19 @@ async def test_only_a_failed_charge_can_be_retried_and_it_is_posted_once(pbx, ho
     assert len(hotel.orders) == 1
     assert book.lines == [] and book.counts["posted"] == 1
     assert book.since_start == {"failed": 1, "posted": 1}
+
+
+async def test_a_retry_while_the_staff_task_is_being_added_is_not_undone(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        service = bridge.instances[0].instance
+        hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid ServiceId.")
+        hotel.faults.latency_s = 0.3  # the task for the front desk is still on its way when staff retry
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        assert not hotel.calls_to("tasks/add")
+        await service.retry_charge(failed["key"])
+        posted = await wait_for_charge(bridge, call, "posted")
+    assert len(hotel.orders) == 1
+    assert posted["task"] and len(hotel.calls_to("tasks/add")) == 1

@@ -495,7 +495,10 @@ class ChargeLedger:
             self._log.warning("Could not put a task in Mews for the failed charge %s yet: %s", key, exc)
             self._untold[key] = time.monotonic() + TASK_RETRY_S
             return
-        await self._save(replace(charge, task=task))
+        # Staff may have queued the charge again while the task was being added: keep what is stored now.
+        current = await self._store.get(PREFIX + key)
+        if current is not None:
+            await self._save(replace(Charge.from_store(current), task=task))
         self._untold.pop(key, None)
 
     async def _settle(self, charge: Charge) -> None:
