@@ -20,7 +20,7 @@ from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
 from .http_server import StatusServer
 from .inputs import is_guid
-from .journal import Journal
+from .journal import Journal, JournalError
 from .lifecycle import ManagedInstance
 from .mews.client import MewsClient
 from .mews.errors import MewsAuthError, MewsError
@@ -217,7 +217,7 @@ class Bridge:
                 return
             except MewsError as exc:
                 log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
-            except Exception as exc:  # the journal is busy or failing: try again, never give up
+            except JournalError as exc:  # busy or failing: try again, never give up
                 log.error("Could not settle the last run's commands; retrying", exc_info=exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.stream_backoff_max_s)
@@ -237,7 +237,7 @@ class Bridge:
             self._fail(exc)
         except MewsError as exc:
             log.warning("Catch-up after connecting failed (%s); the next sweep repeats it", exc)
-        except Exception as exc:  # the journal failed; the next sweep repeats it
+        except JournalError as exc:  # the next sweep repeats it
             log.error("Catch-up after connecting failed", exc_info=exc)
         self.events.publish({"Type": CONNECTED})
 
@@ -275,7 +275,7 @@ class Bridge:
                 return
             except MewsError as exc:
                 log.warning("Sweep of active commands failed: %s", exc)
-            except Exception as exc:  # sqlite3 or OS errors: a full or failing disk
+            except JournalError as exc:  # a full or failing disk
                 log.error("Sweep of active commands failed", exc_info=exc)
 
     def _fail(self, exc: BaseException) -> None:

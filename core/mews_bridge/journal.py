@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from .exceptions import MewsBridgeError
+
 T = TypeVar("T")
 Phase = Literal["queued", "running", "finished", "acknowledged"]
 IN_FLIGHT: tuple[Phase, ...] = ("queued", "running", "finished")
@@ -59,6 +61,10 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+class JournalError(MewsBridgeError):
+    """The journal could not be read or written (storage full or failing, database locked or closed)."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -91,7 +97,11 @@ class Journal:
     @classmethod
     async def open(cls, path: Path) -> Journal:
         journal = cls(path)
-        await journal._run(journal._connect)
+        try:
+            await asyncio.get_running_loop().run_in_executor(journal._executor, journal._connect)
+        except (sqlite3.Error, OSError) as exc:
+            journal._executor.shutdown(wait=False)
+            raise JournalError(f"Could not open the journal {path}: {exc}") from exc
         return journal
 
     def _connect(self) -> None:
@@ -121,10 +131,16 @@ class Journal:
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        if self._db is None:
+            raise JournalError("The journal is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"The journal failed: {exc}") from exc
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        assert self._db is not None, "journal is closed"
+        if self._db is None:
+            raise JournalError("The journal is closed")
         return self._db.execute(sql, params)
 
     async def add(self, command_id: str, device_id: str, device_name: str, created_utc: str) -> bool:
