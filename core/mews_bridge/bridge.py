@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
@@ -30,6 +29,7 @@ from .plugins import PluginHost
 from .redaction import redactor
 from .settings import DeviceEntry, ServiceEntry, Settings, format_validation_error
 from .supervisor import Supervisor
+from .version import __version__
 from .watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,11 @@ def _slug(name: str) -> str:
 def instance_state_dir(state_dir: Path, name: str) -> Path:
     """Where a configured device or service keeps its own files (also for plugins' CLI commands)."""
     return state_dir / "instances" / _slug(name)
+
+
+def store_namespace(entry: DeviceEntry | ServiceEntry) -> str:
+    """Where a configured device or service keeps its key/value state in the journal."""
+    return f"{'device' if isinstance(entry, DeviceEntry) else 'service'}:{entry.name}"
 
 
 def plan_instances(settings: Settings, host: PluginHost) -> list[PlannedInstance]:
@@ -183,13 +188,12 @@ class Bridge:
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
         assert self.mews is not None and self.journal is not None and self.pipeline is not None
-        key = f"{plan.kind}:{plan.entry.name}"
         ctx = InstanceContext(
             name=plan.entry.name,
             state_dir=instance_state_dir(self.state_dir, plan.entry.name),
             mews=self.mews,
             events=self.events,
-            store=self.journal.store(key),
+            store=self.journal.store(store_namespace(plan.entry)),
             devices=self.pipeline,
             logger=logging.getLogger(f"mews_bridge.{plan.kind}.{_slug(plan.entry.name)}"),
             _enterprise=self.mews.enterprise,

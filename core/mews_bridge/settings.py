@@ -29,8 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from . import __version__
 from .exceptions import ConfigurationError
+from .version import __version__
 
 DEFAULT_CONFIG_PATH = Path("/etc/mews-bridge/config.toml")
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_path", default=None)

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from . import __version__
 from .journal import CommandRecord
 from .lifecycle import InstanceState
 from .metrics import LINK
 from .redaction import redact_data, redactor
+from .version import __version__
 
 if TYPE_CHECKING:
     from .bridge import Bridge

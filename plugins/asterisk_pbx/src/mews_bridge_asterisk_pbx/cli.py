@@ -1,7 +1,8 @@
 """``mews-bridge pbx``: what to write in the options (``setup``), room phones brought in line with
 Mews now (``resync``) and what became of the calls (``charges``).
 
-All read the bridge settings; ``charges`` reads the bridge's journal, so run it as the bridge's user.
+All read the bridge settings; ``charges`` reads the service's store in the bridge's journal, so run it
+as the bridge's user.
 They may run while the bridge does.
 """
 
@@ -11,27 +12,29 @@ import asyncio
 import json
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mews_bridge.settings import ServiceEntry
+from mews_bridge import ServiceEntry
 
 from .charges import STATES
 
 if TYPE_CHECKING:
-    from mews_bridge.cli import CliState
-    from mews_bridge.settings import Settings
+    from contextlib import AbstractAsyncContextManager
+
+    from mews_bridge import CliState, KeyValueStore, Settings
 
     from .charges import Charge
     from .options import AsteriskPbxOptions
+
+    StoreOpener = AbstractAsyncContextManager[KeyValueStore | None]
 
 SERVICE = "asterisk_pbx"
 
 
 def _cli_state() -> CliState:
-    from mews_bridge.cli import CliState
+    from mews_bridge import CliState
 
     state = click.get_current_context().find_object(CliState)
     if state is None:
@@ -44,6 +47,13 @@ def _entry(name: str | None, *, required: bool) -> tuple[Settings, ServiceEntry 
     entry = state.entry(SERVICE, name, option="--service", required=required)
     assert entry is None or isinstance(entry, ServiceEntry)
     return state.settings, entry
+
+
+def _store_of(name: str | None) -> StoreOpener:
+    """The service's store in the bridge's journal (None before the bridge first ran)."""
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    return _cli_state().open_store(entry)
 
 
 _service = click.option("--service", "name", help=f"Name of the configured {SERVICE} service.")
@@ -69,7 +79,7 @@ def setup_command(name: str | None) -> None:
 def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
     from pydantic import ValidationError
 
-    from mews_bridge.settings import format_validation_error
+    from mews_bridge import format_validation_error
 
     from .options import AsteriskPbxOptions
 
@@ -84,8 +94,7 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
 async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
     from datetime import UTC, datetime
 
-    from mews_bridge.mews.client import MewsClient
-    from mews_bridge.mews.errors import MewsError
+    from mews_bridge import MewsClient, MewsError
 
     from .charges import load_tax_rates
     from .service import service_refusal
@@ -203,8 +212,7 @@ def resync_command(name: str | None) -> None:
 async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
     from datetime import UTC, datetime
 
-    from mews_bridge.mews.client import MewsClient
-    from mews_bridge.mews.errors import MewsError
+    from mews_bridge import MewsClient, MewsError
 
     from .ami import AmiClient, AmiError
     from .occupancy import Occupancy, phone_plan
@@ -263,22 +271,15 @@ def charges_command(
 
     After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
     queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
-    from mews_bridge.bridge import JOURNAL_FILE
-
-    settings, entry = _entry(name, required=True)
-    assert entry is not None
-    path = settings.bridge.state_dir / JOURNAL_FILE
-    namespace = f"service:{entry.name}"
+    store = _store_of(name)
     if retry_key is not None:
-        if not path.exists():
-            raise click.ClickException("No charges are recorded yet.")
-        queued = asyncio.run(_queue_again(path, namespace, retry_key))
+        queued = asyncio.run(_queue_again(store, retry_key))
         click.echo(
             f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
             f"{queued.currency}. The running bridge posts it within seconds."
         )
         return
-    charges = asyncio.run(_read(path, namespace)) if path.exists() else []
+    charges = asyncio.run(_read(store))
     if failed:
         states = (*states, "failed")
     if states:
@@ -322,30 +323,25 @@ def _summary(charges: list[Charge]) -> str:
     )
 
 
-async def _queue_again(path: Path, namespace: str, key: str) -> Charge:
-    from mews_bridge.journal import Journal
-
+async def _queue_again(opened: StoreOpener, key: str) -> Charge:
     from .charges import queue_again
 
-    journal = await Journal.open(path)
-    try:
-        return await queue_again(journal.store(namespace), key)
-    except KeyError:
-        raise click.ClickException(f"No charge with the key {key!r} (see mews-bridge pbx charges).") from None
-    except ValueError as exc:
-        raise click.ClickException(f"Not queued: {exc}.") from None
-    finally:
-        await journal.close()
+    async with opened as store:
+        if store is None:
+            raise click.ClickException("No charges are recorded yet.")
+        try:
+            return await queue_again(store, key)
+        except KeyError:
+            raise click.ClickException(
+                f"No charge with the key {key!r} (see mews-bridge pbx charges)."
+            ) from None
+        except ValueError as exc:
+            raise click.ClickException(f"Not queued: {exc}.") from None
 
 
-async def _read(path: Path, namespace: str) -> list[Charge]:
-    from mews_bridge.journal import Journal
-
+async def _read(opened: StoreOpener) -> list[Charge]:
     from .charges import PREFIX, Charge
 
-    journal = await Journal.open(path)
-    try:
-        values = await journal.store(namespace).items(PREFIX)
-    finally:
-        await journal.close()
+    async with opened as store:
+        values = await store.items(PREFIX) if store is not None else {}
     return sorted((Charge.from_store(v) for v in values.values()), key=lambda c: c.start)
