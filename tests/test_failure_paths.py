@@ -218,8 +218,10 @@ async def test_a_journal_error_during_recovery_does_not_stop_the_event_stream_fo
     holder = sqlite3.connect(tmp_path / "state" / JOURNAL_FILE, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        async with running_bridge(settings, plugins(scripted), wait_connected=False) as bridge:
-            await asyncio.sleep(6)  # longer than SQLite's 5 s busy timeout
+        async with running_bridge(
+            settings, plugins(scripted), wait_connected=False, journal_busy_timeout_s=0.3
+        ) as bridge:
+            await asyncio.sleep(1)  # longer than the journal's busy timeout: its reads and writes fail
             holder.execute("COMMIT")
             stream_task = bridge.supervisor.task("mews stream")
             assert stream_task is not None

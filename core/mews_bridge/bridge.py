@@ -37,7 +37,6 @@ JOURNAL_FILE = "journal.sqlite3"
 DIAGNOSTICS_FILE = "diagnostics.json"
 _IDS_KEPT = timedelta(days=365)
 """Acknowledged commands' ids and outcomes stay this long (their data go sooner, data_retention_days)."""
-_RECOVERY_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +127,8 @@ class Bridge:
         setup_retry_initial_s: float = 5.0,
         setup_retry_max_s: float = 80.0,
         stream_backoff_max_s: float = 60.0,
+        recovery_retry_s: float = 5.0,
+        journal_busy_timeout_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.host = host
@@ -135,6 +136,9 @@ class Bridge:
         self.setup_retry_initial_s = setup_retry_initial_s
         self.setup_retry_max_s = setup_retry_max_s
         self.stream_backoff_max_s = stream_backoff_max_s
+        self.recovery_retry_s = recovery_retry_s
+        """First pause before settling the last run's commands again (Mews unreachable, journal busy)."""
+        self.journal_busy_timeout_s = journal_busy_timeout_s
         self.fatal: BaseException | None = None
         self.stopped = asyncio.Event()
         self.instances: list[ManagedInstance] = []
@@ -155,7 +159,9 @@ class Bridge:
 
     async def start(self) -> None:
         """Open the journal, start every device and service, settle last run's commands, connect."""
-        self.journal = await Journal.open(self.state_dir / JOURNAL_FILE)
+        self.journal = await Journal.open(
+            self.state_dir / JOURNAL_FILE, busy_timeout_s=self.journal_busy_timeout_s
+        )
         self.mews = MewsClient(self.settings.mews)
         self.pipeline = CommandPipeline(
             self.mews, self.journal, self.settings.bridge, on_fatal=self._fail, supervisor=self.supervisor
@@ -211,7 +217,7 @@ class Bridge:
     async def _recover(self) -> None:
         """Settle the last run's commands beside the stream, never before it: new work never waits."""
         assert self.pipeline is not None
-        delay = _RECOVERY_RETRY_S
+        delay = self.recovery_retry_s
         while True:
             try:
                 await self.pipeline.recover()

@@ -89,14 +89,16 @@ class CommandRecord:
 class Journal:
     """The bridge's SQLite journal. Open with :meth:`open`, close with :meth:`close`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        """How long a write waits for another connection's lock (a backup, a CLI command) before failing."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path) -> Journal:
-        journal = cls(path)
+    async def open(cls, path: Path, *, busy_timeout_s: float = 5.0) -> Journal:
+        journal = cls(path, busy_timeout_s=busy_timeout_s)
         try:
             await asyncio.get_running_loop().run_in_executor(journal._executor, journal._connect)
         except (sqlite3.Error, OSError) as exc:
@@ -116,7 +118,9 @@ class Journal:
         ):
             if path.exists():
                 path.chmod(0o600)  # SQLite gives the -wal and -shm files the main file's mode
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         # FULL: a transition must survive a power cut, or a key could be cut twice.

@@ -92,6 +92,7 @@ class BridgeSettings(Strict):
     http_token: SecretStr | None = Field(
         None, description="Asked of every request but /healthz; required when http is not on loopback"
     )
+    page_refresh_s: int = Field(5, ge=1, description="How often the status page reloads itself")
 
     @field_validator("http")
     @classmethod
