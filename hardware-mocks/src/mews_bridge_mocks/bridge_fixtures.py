@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from mews_bridge import DeviceDriver, Service
+from mews_bridge import DeviceDriver, Service, Settings
 from mews_bridge.bridge import Bridge
 from mews_bridge.testing import bridge_settings, device, running_bridge, service, wait_for_final_state
 
@@ -171,15 +171,20 @@ class BridgeHarness:
         """
         if self._running is not None:
             raise RuntimeError("the bridge is already running; stop() it first")
-        settings = bridge_settings(
-            self.sim, self.state_dir, devices=self._devices, services=self._services, bridge=bridge
-        )
+        settings = self.settings(bridge)
         stack = contextlib.AsyncExitStack()
         self.bridge = await stack.enter_async_context(
             running_bridge(settings, plugins, entry_points=plugins is None)
         )
         self._running = stack
         return self.bridge
+
+    def settings(self, bridge: Mapping[str, Any] | None = None) -> Settings:
+        """The settings :meth:`start` runs the bridge with (``write_settings_file`` makes them a file for
+        the command line)."""
+        return bridge_settings(
+            self.sim, self.state_dir, devices=self._devices, services=self._services, bridge=bridge
+        )
 
     @contextlib.asynccontextmanager
     async def running(
