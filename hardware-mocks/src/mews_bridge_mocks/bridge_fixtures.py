@@ -154,6 +154,16 @@ class BridgeHarness:
         self._devices.append(device(name, mews_name or name, driver.name, options))
         return self.sim.add_device(mews_name or name, driver.device_type, identifier)
 
+    def change_device(self, name: str, options: Mapping[str, Any]) -> None:
+        """New ``options`` for the device called ``name``, from the next :meth:`start` (a setting fixed
+        between two runs)."""
+        if self._running is not None:
+            raise RuntimeError("change devices between runs: stop() the bridge first")
+        entry = next((e for e in self._devices if e["name"] == name), None)
+        if entry is None:
+            raise LookupError(f"no configured device called {name!r}")
+        entry["options"] = dict(options)
+
     def add_service(self, name: str, cls: type[Service[Any]], options: Mapping[str, Any] | None = None) -> None:
         """A ``[[services]]`` entry called ``name`` running ``cls`` with ``options``."""
         if self._running is not None:
