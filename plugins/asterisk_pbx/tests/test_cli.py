@@ -10,26 +10,23 @@ import pytest
 
 from mews_bridge.settings import load_settings
 from mews_bridge.testing import (
-    bridge_settings,
     run_cli,
     running_bridge,
-    service,
     wait_for,
     write_settings_file,
 )
+from mews_bridge_asterisk_pbx.service import AsteriskPbxService
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def config_file(tmp_path, hotel, pbx_options):
+def config_file(tmp_path, bridge_harness, pbx_options):
     """A settings file with the service; of the call classes only international has its category."""
     categories = {"international": pbx_options["accounting_categories"]["international"]}
     options = {**pbx_options, "accounting_categories": categories}
-    settings = bridge_settings(
-        hotel, tmp_path / "state", services=[service("Telephone exchange", "asterisk_pbx", options)]
-    )
-    return str(write_settings_file(settings, tmp_path / "config.toml"))
+    bridge_harness.add_service("Telephone exchange", AsteriskPbxService, options)
+    return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))
 
 
 async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):
