@@ -107,7 +107,7 @@ class WorkerPool:
         if worker is None:
             raise CommandFailed(f"No device called {device_name!r} is configured.")
         item = _LocalWork(data, worker.check(data))
-        worker.queue.put_nowait(item)
+        worker.put(item)
         return await item.result
 
     async def stop(self, grace_s: float) -> None:
@@ -159,8 +159,10 @@ class DeviceWorker:
                 f"The command's data is not valid: {describe_validation_error(exc, 'Data')}"
             ) from None
 
-    def put(self, work: MewsWork) -> None:
-        self._queued[work.command.id] = work
+    def put(self, work: MewsWork | _LocalWork) -> None:
+        """Queue work behind what is queued already."""
+        if isinstance(work, MewsWork):
+            self._queued[work.command.id] = work
         self.queue.put_nowait(work)
 
     def held(self) -> list[MewsWork]:
