@@ -30,8 +30,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from . import __version__
 from .exceptions import ConfigurationError
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class BridgeSettings(Strict):
     http_token: SecretStr | None = Field(
         None, description="Asked of every request but /healthz; required when http is not on loopback"
     )
+    page_refresh_s: int = Field(5, ge=1, description="How often the status page reloads itself")
 
     @field_validator("http")
     @classmethod

@@ -9,52 +9,24 @@ from pathlib import Path
 import pytest
 
 from mews_bridge.settings import load_settings
-from mews_bridge.testing import run_cli, running_bridge, wait_for
+from mews_bridge.testing import (
+    run_cli,
+    running_bridge,
+    wait_for,
+    write_settings_file,
+)
+from mews_bridge_asterisk_pbx.service import AsteriskPbxService
 
 pytestmark = pytest.mark.timeout(30)
 
-CONFIG = """
-[mews]
-platform_url = "{platform}"
-websocket_url = "{websocket}"
-client_token = "{client_token}"
-access_token = "{access_token}"
-
-[bridge]
-state_dir = "{state}"
-
-[[services]]
-name = "Telephone exchange"
-service = "asterisk_pbx"
-[services.options]
-port = {port}
-username = "{username}"
-secret = "{secret}"
-service_id = "{service_id}"
-tariff = "{tariff}"
-timezone = "Europe/Warsaw"
-retry_max_s = 0.2
-[services.options.accounting_categories]
-international = "{international}"
-"""
-
 
 @pytest.fixture
-def config_file(tmp_path, hotel, pbx_options):
-    options = pbx_options
-    path = tmp_path / "config.toml"
-    path.write_text(
-        CONFIG.format(
-            platform=hotel.platform_url,
-            websocket=hotel.websocket_url,
-            client_token=hotel.client_token,
-            access_token=hotel.access_token,
-            state=tmp_path / "state",
-            international=options["accounting_categories"]["international"],
-            **options,
-        )
-    )
-    return str(path)
+def config_file(tmp_path, bridge_harness, pbx_options):
+    """A settings file with the service; of the call classes only international has its category."""
+    categories = {"international": pbx_options["accounting_categories"]["international"]}
+    options = {**pbx_options, "accounting_categories": categories}
+    bridge_harness.add_service("Telephone exchange", AsteriskPbxService, options)
+    return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))
 
 
 async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):

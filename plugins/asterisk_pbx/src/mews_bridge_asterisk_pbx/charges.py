@@ -35,17 +35,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from mews_bridge.journal import KeyValueStore
-from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.enterprise import Enterprise
-from mews_bridge.mews.errors import (
+from mews_bridge import (
+    Enterprise,
+    KeyValueStore,
     MewsAuthError,
+    MewsClient,
     MewsError,
     MewsOutcomeUnknown,
     MewsRequestError,
     MewsUnavailable,
+    NewOrder,
+    OrderItemParameters,
+    TaxRate,
 )
-from mews_bridge.mews.models import NewOrder, OrderItemParameters, TaxRate
 
 ChargeState = Literal["pending", "posted", "refused", "unassigned", "failed"]
 STATES: tuple[ChargeState, ...] = ("pending", "posted", "refused", "unassigned", "failed")

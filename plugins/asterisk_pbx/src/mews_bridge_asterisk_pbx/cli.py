@@ -2,8 +2,9 @@
 Mews now (``resync``), what became of the calls (``charges``), and wake-up calls (``wakeup``,
 ``wakeups``).
 
-All read the bridge settings; ``charges`` and ``wakeups`` read the bridge's journal, so run them as
-the bridge's user. They may run while the bridge does; ``wakeup`` needs it running.
+All read the bridge settings; ``charges`` and ``wakeups`` read the service's store in the bridge's
+journal, so run them as the bridge's user. They may run while the bridge does; ``wakeup`` needs it
+running.
 """
 
 from __future__ import annotations
@@ -12,31 +13,32 @@ import asyncio
 import json
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mews_bridge.settings import ServiceEntry
+from mews_bridge import ServiceEntry
 
 from .charges import STATES
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
     from zoneinfo import ZoneInfo
 
-    from mews_bridge.cli import CliState
-    from mews_bridge.settings import Settings
+    from mews_bridge import CliState, KeyValueStore, Settings
 
     from .ami import AmiClient
     from .charges import Charge
     from .options import AsteriskPbxOptions
     from .wakeups import WakeUp
 
+    StoreOpener = AbstractAsyncContextManager[KeyValueStore | None]
+
 SERVICE = "asterisk_pbx"
 
 
 def _cli_state() -> CliState:
-    from mews_bridge.cli import CliState
+    from mews_bridge import CliState
 
     state = click.get_current_context().find_object(CliState)
     if state is None:
@@ -49,6 +51,13 @@ def _entry(name: str | None, *, required: bool) -> tuple[Settings, ServiceEntry 
     entry = state.entry(SERVICE, name, option="--service", required=required)
     assert entry is None or isinstance(entry, ServiceEntry)
     return state.settings, entry
+
+
+def _store_of(name: str | None) -> StoreOpener:
+    """The service's store in the bridge's journal (None before the bridge first ran)."""
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    return _cli_state().open_store(entry)
 
 
 _service = click.option("--service", "name", help=f"Name of the configured {SERVICE} service.")
@@ -74,7 +83,7 @@ def setup_command(name: str | None) -> None:
 def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
     from pydantic import ValidationError
 
-    from mews_bridge.settings import format_validation_error
+    from mews_bridge import format_validation_error
 
     from .options import AsteriskPbxOptions
 
@@ -89,8 +98,7 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
 async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
     from datetime import UTC, datetime
 
-    from mews_bridge.mews.client import MewsClient
-    from mews_bridge.mews.errors import MewsError
+    from mews_bridge import MewsClient, MewsError
 
     from .charges import load_tax_rates
     from .service import service_refusal
@@ -231,8 +239,7 @@ def resync_command(name: str | None) -> None:
 async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
     from datetime import UTC, datetime
 
-    from mews_bridge.mews.client import MewsClient
-    from mews_bridge.mews.errors import MewsError
+    from mews_bridge import MewsClient, MewsError
 
     from .ami import AmiError
     from .occupancy import Occupancy, phone_plan
@@ -284,22 +291,15 @@ def charges_command(
 
     After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
     queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
-    from mews_bridge.bridge import JOURNAL_FILE
-
-    settings, entry = _entry(name, required=True)
-    assert entry is not None
-    path = settings.bridge.state_dir / JOURNAL_FILE
-    namespace = f"service:{entry.name}"
+    store = _store_of(name)
     if retry_key is not None:
-        if not path.exists():
-            raise click.ClickException("No charges are recorded yet.")
-        queued = asyncio.run(_queue_again(path, namespace, retry_key))
+        queued = asyncio.run(_queue_again(store, retry_key))
         click.echo(
             f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
             f"{queued.currency}. The running bridge posts it within seconds."
         )
         return
-    charges = asyncio.run(_read(path, namespace)) if path.exists() else []
+    charges = asyncio.run(_read(store))
     if failed:
         states = (*states, "failed")
     if states:
@@ -312,7 +312,9 @@ def charges_command(
     if not charges:
         click.echo("No call charges recorded." if not states else "No call charges in that state.")
         return
-    zone = asyncio.run(_property_zone(path, f"service:{entry.name}", options_zone(entry)))
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    zone = asyncio.run(_property_zone(_store_of(name), options_zone(entry)))
     for charge in charges:
         detail = {
             "posted": f"order {charge.order_id}",
@@ -334,13 +336,13 @@ def options_zone(entry: ServiceEntry) -> str | None:
     return zone if isinstance(zone, str) else None
 
 
-async def _property_zone(path: Path, namespace: str, fallback: str | None) -> ZoneInfo:
+async def _property_zone(opened: StoreOpener, fallback: str | None) -> ZoneInfo:
     """The property's time zone, as the service last read it from Mews (else the option, else UTC)."""
     from zoneinfo import ZoneInfo
 
     from .service import PROPERTY_KEY
 
-    stored = await _stored(path, namespace, PROPERTY_KEY)
+    stored = await _stored(opened, PROPERTY_KEY)
     name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None) or fallback
     return ZoneInfo(name or "UTC")
 
@@ -367,32 +369,27 @@ def _summary(charges: list[Charge]) -> str:
     )
 
 
-async def _queue_again(path: Path, namespace: str, key: str) -> Charge:
-    from mews_bridge.journal import Journal
-
+async def _queue_again(opened: StoreOpener, key: str) -> Charge:
     from .charges import queue_again
 
-    journal = await Journal.open(path)
-    try:
-        return await queue_again(journal.store(namespace), key)
-    except KeyError:
-        raise click.ClickException(f"No charge with the key {key!r} (see mews-bridge pbx charges).") from None
-    except ValueError as exc:
-        raise click.ClickException(f"Not queued: {exc}.") from None
-    finally:
-        await journal.close()
+    async with opened as store:
+        if store is None:
+            raise click.ClickException("No charges are recorded yet.")
+        try:
+            return await queue_again(store, key)
+        except KeyError:
+            raise click.ClickException(
+                f"No charge with the key {key!r} (see mews-bridge pbx charges)."
+            ) from None
+        except ValueError as exc:
+            raise click.ClickException(f"Not queued: {exc}.") from None
 
 
-async def _read(path: Path, namespace: str) -> list[Charge]:
-    from mews_bridge.journal import Journal
-
+async def _read(opened: StoreOpener) -> list[Charge]:
     from .charges import PREFIX, Charge
 
-    journal = await Journal.open(path)
-    try:
-        values = await journal.store(namespace).items(PREFIX)
-    finally:
-        await journal.close()
+    async with opened as store:
+        values = await store.items(PREFIX) if store is not None else {}
     return sorted((Charge.from_store(v) for v in values.values()), key=lambda c: c.start)
 
 
@@ -480,14 +477,9 @@ async def _send_code(options: AsteriskPbxOptions, extension: str, code: str) -> 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def wakeups_command(name: str | None, as_json: bool) -> None:
     """Wake-up calls: set, ringing, answered or not (finished ones stay listed for a while)."""
-    from mews_bridge.bridge import JOURNAL_FILE
-
     from .wakeups import PREFIX, WakeUp
 
-    settings, entry = _entry(name, required=True)
-    assert entry is not None
-    path = settings.bridge.state_dir / JOURNAL_FILE
-    values = asyncio.run(_stored(path, f"service:{entry.name}", PREFIX)) if path.exists() else []
+    values = asyncio.run(_stored(_store_of(name), PREFIX))
     records = sorted((WakeUp.from_store(v) for v in values), key=lambda r: (r.due, r.room))
     if as_json:
         from dataclasses import asdict
@@ -520,11 +512,6 @@ def _wakeup_state(record: WakeUp) -> str:
     return f"{record.state:<10}  {text}"
 
 
-async def _stored(path: Path, namespace: str, prefix: str) -> list[dict[str, object]]:
-    from mews_bridge.journal import Journal
-
-    journal = await Journal.open(path)
-    try:
-        return list((await journal.store(namespace).items(prefix)).values())
-    finally:
-        await journal.close()
+async def _stored(opened: StoreOpener, prefix: str) -> list[dict[str, object]]:
+    async with opened as store:
+        return list((await store.items(prefix)).values()) if store is not None else []

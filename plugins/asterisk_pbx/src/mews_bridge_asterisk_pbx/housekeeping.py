@@ -25,9 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mews_bridge.journal import KeyValueStore
-from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.errors import MewsError, MewsUnavailable
+from mews_bridge import KeyValueStore, MewsClient, MewsError, MewsUnavailable
 
 ResourceState = Literal["Dirty", "Clean", "Inspected", "OutOfService", "OutOfOrder"]
 DEFAULT_STATUSES: dict[str, ResourceState] = {

@@ -21,14 +21,26 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady, InstanceContext, Service
-from mews_bridge.inputs import is_guid
-from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.enterprise import Enterprise
-from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
-from mews_bridge.mews.models import Customer, Reservation, Resource
-from mews_bridge.mews.models import Service as MewsService
-from mews_bridge.status import ChargeBook, ChargeLine
+from mews_bridge import (
+    ChargeBook,
+    ChargeLine,
+    Customer,
+    DeviceAuthFailed,
+    DeviceConfigError,
+    DeviceNotReady,
+    Enterprise,
+    InstanceContext,
+    MewsAuthError,
+    MewsClient,
+    MewsError,
+    MewsRequestError,
+    MewsService,
+    MewsUnavailable,
+    Reservation,
+    Resource,
+    Service,
+    is_guid,
+)
 
 from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr

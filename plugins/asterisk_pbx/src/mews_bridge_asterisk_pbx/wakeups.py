@@ -31,9 +31,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mews_bridge.journal import KeyValueStore
-from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.errors import MewsError, MewsOutcomeUnknown, MewsUnavailable
+from mews_bridge import KeyValueStore, MewsClient, MewsError, MewsOutcomeUnknown, MewsUnavailable
 
 from .ami import AmiClient, AmiError, Reply
 from .codec import Message

@@ -30,7 +30,7 @@ from .status import PrinterStatus
 from .transport import LinkError, LinkTimeout
 
 if TYPE_CHECKING:
-    from mews_bridge.mews.models import PrinterData
+    from mews_bridge import PrinterData
 
     from .job import PrinterModel
     from .raster import Document

@@ -35,7 +35,7 @@ from .protocol import IppJobState, IppOperation, IppStatus, IppTag, values
 from .status import JOB_DONE, PrinterState, job_reason_words
 
 if TYPE_CHECKING:
-    from mews_bridge.mews.models import PrinterData
+    from mews_bridge import PrinterData
 
     from .document import Prepared, Target
     from .protocol import Attribute, Message
