@@ -12,6 +12,7 @@ PUBLIC_SUBMODULES = {"mews_bridge.testing", "mews_bridge.metrics"}
 
 API = [
     "FINAL_STATES",
+    "PDFIUM_LOCK",
     "Bill",
     "ChargeBook",
     "ChargeLine",
@@ -29,6 +30,7 @@ API = [
     "DeviceDriver",
     "DeviceEntry",
     "DeviceNotReady",
+    "DocumentError",
     "Enterprise",
     "FiscalMachineData",
     "Instance",
@@ -60,6 +62,7 @@ API = [
     "TaxRate",
     "TimeZoneName",
     "__version__",
+    "decode_file_data",
     "describe_validation_error",
     "format_validation_error",
     "hookimpl",

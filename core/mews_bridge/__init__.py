@@ -8,6 +8,7 @@ lists what each name is for.
 
 from . import metrics, testing
 from .cli import CliState
+from .documents import PDFIUM_LOCK, DocumentError, decode_file_data
 from .driver import CommandJob, DeviceDriver, Instance, InstanceContext, LocalDevices, NoOptions, Service
 from .exceptions import (
     CommandError,
@@ -50,6 +51,7 @@ from .version import __version__
 
 __all__ = [
     "FINAL_STATES",
+    "PDFIUM_LOCK",
     "Bill",
     "ChargeBook",
     "ChargeLine",
@@ -67,6 +69,7 @@ __all__ = [
     "DeviceDriver",
     "DeviceEntry",
     "DeviceNotReady",
+    "DocumentError",
     "Enterprise",
     "FiscalMachineData",
     "Instance",
@@ -98,6 +101,7 @@ __all__ = [
     "TaxRate",
     "TimeZoneName",
     "__version__",
+    "decode_file_data",
     "describe_validation_error",
     "format_validation_error",
     "hookimpl",

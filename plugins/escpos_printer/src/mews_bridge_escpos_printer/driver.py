@@ -22,6 +22,8 @@ from mews_bridge import (
     DeviceConfigError,
     DeviceDriver,
     DeviceNotReady,
+    DocumentError,
+    decode_file_data,
 )
 
 from .device import PrinterConnection
@@ -167,17 +169,17 @@ class EscposPrinterDriver(DeviceDriver[Options]):
             max_bytes=int(options.max_document_mb * 1_000_000),
         )
         try:
-            raw = raster.decode_file_data(data.file_data, settings.max_bytes)
+            raw = decode_file_data(data.file_data, settings.max_bytes)
             return raster.open_document(raw, data.file_type, settings)
-        except raster.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
 
     def _encode_page(self, document: Document, index: int) -> bytes:
-        from . import job, raster
+        from . import job
 
         try:
             page = document.page(index)
-        except raster.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
         except Exception as exc:  # PDFium and Pillow fail in many ways on odd input
             self.ctx.logger.warning("%s: page %d cannot be rendered: %r", self.ctx.name, index + 1, exc)

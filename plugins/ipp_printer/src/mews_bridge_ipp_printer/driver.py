@@ -27,6 +27,8 @@ from mews_bridge import (
     DeviceConfigError,
     DeviceDriver,
     DeviceNotReady,
+    DocumentError,
+    decode_file_data,
 )
 
 from .link import IppLink, LinkError, NoAnswer, Refused, StatusError, Unreachable
@@ -203,14 +205,13 @@ class IppPrinterDriver(DeviceDriver[Options]):
         return "Printed before the bridge restarted."
 
     async def _print(self, job: CommandJob[Any], progress: Progress) -> str | None:
-        from . import document
 
         data: PrinterData = job.data
         name = self.ctx.name
         options = self.options
         try:
-            raw = document.decode_base64(data.file_data, int(options.max_document_mb * 1_000_000))
-        except document.DocumentError as exc:
+            raw = decode_file_data(data.file_data, int(options.max_document_mb * 1_000_000))
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
         printer = await self._ask_or_fail()
         stop = printer.stop_notes(name)
@@ -270,7 +271,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
                     str(value) for value in values(attributes, "pwg-raster-document-type-supported")
                 ],
             )
-        except document.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed on {self.ctx.name}: {exc}.") from None
 
     async def _prepare(self, raw: bytes, file_type: str, target: Target) -> Prepared:
@@ -278,7 +279,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
 
         try:
             return await asyncio.to_thread(document.prepare, raw, file_type, target, self.options.max_pages)
-        except document.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
         except Exception as exc:  # PDFium and Pillow fail in many ways on odd input
             self.ctx.logger.warning("%s: the document cannot be rendered: %r", self.ctx.name, exc)
