@@ -31,16 +31,16 @@ from mews_bridge import (
     decode_file_data,
 )
 
+from .codec import IppJobState, IppOperation, IppStatus, IppTag, values
 from .link import IppLink, LinkError, NoAnswer, Refused, StatusError, Unreachable
 from .options import Options
-from .protocol import IppJobState, IppOperation, IppStatus, IppTag, values
 from .status import JOB_DONE, PrinterState, job_reason_words
 
 if TYPE_CHECKING:
     from mews_bridge import PrinterData
 
+    from .codec import Attribute, Message
     from .document import Prepared, Target
-    from .protocol import Attribute, Message
 
 PRINTER_ATTRIBUTES = [
     "printer-state",
