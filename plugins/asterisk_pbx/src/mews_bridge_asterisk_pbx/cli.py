@@ -343,8 +343,8 @@ async def _property_zone(opened: StoreOpener, fallback: str | None) -> ZoneInfo:
     from .service import PROPERTY_KEY
 
     stored = await _stored(opened, PROPERTY_KEY)
-    name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None) or fallback
-    return ZoneInfo(name or "UTC")
+    name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None)
+    return ZoneInfo((name if isinstance(name, str) else None) or fallback or "UTC")
 
 
 def property_time(utc: str, zone: ZoneInfo) -> str:
