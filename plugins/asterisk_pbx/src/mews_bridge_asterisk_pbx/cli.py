@@ -95,7 +95,8 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
         return None
 
 
-async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
+# One section of the report after another, each a short loop; it reads best top to bottom.
+async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:  # noqa: C901
     from datetime import UTC, datetime
 
     from mews_bridge import MewsClient, MewsError
