@@ -324,69 +324,11 @@ def check(pip: Pip, archs: tuple[str, ...], download: bool, started: float) -> i
     failed = False
     summary = []
     for arch, res in results.items():
-        print(f"\n== {arch}: {PLATFORMS[arch]}")
-        warnings = set()
-        gaps: dict[str, str] = {}  # package -> what is missing
-        if res.ok:
-            wheels = res.packages
-        elif not reference.ok:
-            # No wheel of it for any platform: the rest of the tree cannot even be listed.
-            print(f"  FAIL       {res.missing}: no release has a wheel for any platform; "
-                  "it would need a compiler (the rest was not checked)")
-            failed = True
-            summary.append(f"{arch} FAIL ({res.missing})")
-            continue
-        else:
-            wheels = {}
-            for pkg in reference.packages.values():
-                found = versions.get((arch, pkg.name), [pkg.version] if pkg.pure else [])
-                if pkg.pure:
-                    wheels[pkg.name] = pkg
-                elif not found:
-                    gaps[pkg.name] = f"no release has a wheel for {arch}"
-                else:
-                    wheels[pkg.name] = Package(pkg.name, pkg.version if pkg.version in found else found[0], "",
-                                               pkg.requires_dist)
-        for pkg in wheels.values():
-            newest = reference.packages.get(pkg.name)
-            if newest and newest.version != pkg.version:
-                warnings.add(f"{pkg.name}: the newest release, {newest.version}, has no {arch} wheel; "
-                             f"--only-binary=:all: installs {pkg.version}, a plain pip install would compile")
-
-        tree = wheels if res.ok else reference.packages
-        for name, (reqs, _) in plans.items():
-            needed = closure(reqs, tree, arch)
-            missing = sorted(needed & set(gaps))
-            if not missing:
-                print(f"  {name:30} ok: {len(needed)} wheels")
-                continue
-            accepted = all((arch, gap) in EXCEPTIONS for gap in missing)
-            print(f"  {name:30} {'ok, with documented exceptions' if accepted else 'NEEDS A COMPILER'}: "
-                  f"no {arch} wheel for {', '.join(missing)}")
-        if download and wheels:
-            dest = pip.download(list(wheels.values()), arch)
-            print(f"  {len(wheels)} wheels in {dest}")
-        compiled = sorted((p for p in wheels.values() if not p.pure), key=lambda p: p.name)
-        print("  compiled:  " + ", ".join(f"{p.name} {p.version}" + (f" ({p.tag})" if p.filename else "")
-                                         for p in compiled))
-        print(f"  pure Python: {sum(p.pure for p in wheels.values())} wheels")
-        for name, detail in gaps.items():
-            reason = EXCEPTIONS.get((arch, name))
-            if reason:
-                print(f"  exception  {name}: {detail}. {reason}")
-            else:
-                failed = True
-                print(f"  FAIL       {name}: {detail}; it would need a compiler on the Pi")
-        for (plat, name), _reason in EXCEPTIONS.items():
-            if plat == arch and name not in gaps:
-                why = "has a wheel now" if name in wheels else "is no longer a dependency"
-                print(f"  note       {name} {why}: remove its entry from EXCEPTIONS")
-        for warning in sorted(warnings):
-            print(f"  warning    {warning}")
-        bad = [g for g in gaps if (arch, g) not in EXCEPTIONS]
-        accepted = sorted(set(gaps) - set(bad))
-        summary.append(f"{arch} " + (f"FAIL ({', '.join(bad)})" if bad else "ok")
-                       + (f", exceptions: {', '.join(accepted)}" if accepted else ""))
+        arch_failed, line = report_platform(
+            pip, arch, res, reference=reference, versions=versions, plans=plans, download=download
+        )
+        failed |= arch_failed
+        summary.append(line)
 
     markers = sorted({f"{p.name} requires {r}" for p in reference.packages.values() for r in p.requires_dist
                       if "platform_machine" in r and "extra ==" not in r})
@@ -396,6 +338,93 @@ def check(pip: Pip, archs: tuple[str, ...], download: bool, started: float) -> i
     print(f"\npi-wheels: {'FAILED' if failed else 'OK'}: {'; '.join(summary)} ({pip.calls} pip runs, {elapsed:.0f} s)")
     return 1 if failed else 0
 
+
+
+def report_platform(pip: Pip, arch: str, res: Resolution, *, reference: Resolution,
+                    versions: dict[tuple[str, str], list[str] | None],
+                    plans: dict[str, tuple[list[str], list[str]]], download: bool) -> tuple[bool, str]:
+    """Print what one platform gets; return whether it fails and its line of the summary."""
+    print(f"\n== {arch}: {PLATFORMS[arch]}")
+    if res.ok:
+        wheels, gaps = res.packages, {}
+    elif not reference.ok:
+        # No wheel of it for any platform: the rest of the tree cannot even be listed.
+        print(f"  FAIL       {res.missing}: no release has a wheel for any platform; "
+              "it would need a compiler (the rest was not checked)")
+        return True, f"{arch} FAIL ({res.missing})"
+    else:
+        wheels, gaps = newest_wheels(arch, reference, versions)
+
+    tree = wheels if res.ok else reference.packages
+    for name, (reqs, _) in plans.items():
+        needed = closure(reqs, tree, arch)
+        missing = sorted(needed & set(gaps))
+        if not missing:
+            print(f"  {name:30} ok: {len(needed)} wheels")
+            continue
+        accepted = all((arch, gap) in EXCEPTIONS for gap in missing)
+        print(f"  {name:30} {'ok, with documented exceptions' if accepted else 'NEEDS A COMPILER'}: "
+              f"no {arch} wheel for {', '.join(missing)}")
+    if download and wheels:
+        dest = pip.download(list(wheels.values()), arch)
+        print(f"  {len(wheels)} wheels in {dest}")
+    compiled = sorted((p for p in wheels.values() if not p.pure), key=lambda p: p.name)
+    print("  compiled:  " + ", ".join(f"{p.name} {p.version}" + (f" ({p.tag})" if p.filename else "")
+                                     for p in compiled))
+    print(f"  pure Python: {sum(p.pure for p in wheels.values())} wheels")
+    failed = report_gaps(arch, wheels, gaps)
+    for warning in older_than_newest(arch, wheels, reference):
+        print(f"  warning    {warning}")
+    bad = [g for g in gaps if (arch, g) not in EXCEPTIONS]
+    accepted_gaps = sorted(set(gaps) - set(bad))
+    return failed, (f"{arch} " + (f"FAIL ({', '.join(bad)})" if bad else "ok")
+                    + (f", exceptions: {', '.join(accepted_gaps)}" if accepted_gaps else ""))
+
+
+def newest_wheels(arch: str, reference: Resolution, versions: dict[tuple[str, str], list[str] | None]
+                  ) -> tuple[dict[str, Package], dict[str, str]]:
+    """Where pip gave up on ``arch``: the reference's packages with a release that has an ``arch``
+    wheel (the reference's version where it has one), and the gaps (package -> what is missing)."""
+    wheels: dict[str, Package] = {}
+    gaps: dict[str, str] = {}
+    for pkg in reference.packages.values():
+        found = versions.get((arch, pkg.name), [pkg.version] if pkg.pure else [])
+        if pkg.pure:
+            wheels[pkg.name] = pkg
+        elif not found:
+            gaps[pkg.name] = f"no release has a wheel for {arch}"
+        else:
+            wheels[pkg.name] = Package(pkg.name, pkg.version if pkg.version in found else found[0], "",
+                                       pkg.requires_dist)
+    return wheels, gaps
+
+
+def report_gaps(arch: str, wheels: dict[str, Package], gaps: dict[str, str]) -> bool:
+    """Print each missing wheel and each stale exception; whether a gap has no documented exception."""
+    failed = False
+    for name, detail in gaps.items():
+        reason = EXCEPTIONS.get((arch, name))
+        if reason:
+            print(f"  exception  {name}: {detail}. {reason}")
+        else:
+            failed = True
+            print(f"  FAIL       {name}: {detail}; it would need a compiler on the Pi")
+    for (plat, name), _reason in EXCEPTIONS.items():
+        if plat == arch and name not in gaps:
+            why = "has a wheel now" if name in wheels else "is no longer a dependency"
+            print(f"  note       {name} {why}: remove its entry from EXCEPTIONS")
+    return failed
+
+
+def older_than_newest(arch: str, wheels: dict[str, Package], reference: Resolution) -> list[str]:
+    """Packages whose newest release has no ``arch`` wheel, so a plain ``pip install`` would compile."""
+    warnings = set()
+    for pkg in wheels.values():
+        newest = reference.packages.get(pkg.name)
+        if newest and newest.version != pkg.version:
+            warnings.add(f"{pkg.name}: the newest release, {newest.version}, has no {arch} wheel; "
+                         f"--only-binary=:all: installs {pkg.version}, a plain pip install would compile")
+    return sorted(warnings)
 
 if __name__ == "__main__":
     sys.exit(main())

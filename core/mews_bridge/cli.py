@@ -72,7 +72,9 @@ class CliState:
         With ``name``, the entry of that name; without, the only one. Plugins' commands use this to find
         their instance; an ambiguous or missing one ends the command with a usage error naming ``option``.
         """
-        entries = [e for e in self.settings.devices if e.driver == implementation]
+        entries: list[DeviceEntry | ServiceEntry] = [
+            e for e in self.settings.devices if e.driver == implementation
+        ]
         entries += [e for e in self.settings.services if e.service == implementation]
         if name is not None:
             chosen = next((e for e in entries if e.name == name), None)
@@ -179,7 +181,7 @@ async def _run_bridge(bridge: Bridge) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, bridge.stopped.set)
-    dumps: set[asyncio.Task[None]] = set()
+    dumps: set[asyncio.Task[Path]] = set()
 
     def dump_diagnostics() -> None:
         task = loop.create_task(bridge.write_diagnostics())

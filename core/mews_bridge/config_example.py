@@ -81,14 +81,14 @@ def example_config(host: PluginHost) -> str:
             "[devices.options]",
         ]
         out += _fields(cls.Options)
-    for name, cls in sorted(host.services.items()):
+    for name, service_cls in sorted(host.services.items()):
         out += [
             "",
-            f"# --- service {name} ({cls.plugin_version})",
+            f"# --- service {name} ({service_cls.plugin_version})",
             "[[services]]",
             f'name = "{name}"',
             f'service = "{name}"',
             "[services.options]",
         ]
-        out += _fields(cls.Options)
+        out += _fields(service_cls.Options)
     return "\n".join(out) + "\n"

@@ -12,7 +12,7 @@ and implements any of these hooks with ``@mews_bridge.hookimpl``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -27,7 +27,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_drivers(register: Callable[[type[DeviceDriver]], None]) -> None:
+def register_drivers(register: Callable[[type[DeviceDriver[Any]]], None]) -> None:
     """Register device driver classes: call ``register(MyDriver)`` once per class.
 
     The class's ``name`` is what settings name in ``[[devices]] driver``; its ``device_type`` is the
@@ -38,7 +38,7 @@ def register_drivers(register: Callable[[type[DeviceDriver]], None]) -> None:
 
 
 @hookspec
-def register_services(register: Callable[[type[Service]], None]) -> None:
+def register_services(register: Callable[[type[Service[Any]]], None]) -> None:
     """Register service classes (``[[services]] service``): long-running integrations not driven by
     device commands, such as a PBX.
 

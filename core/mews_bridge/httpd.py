@@ -110,7 +110,8 @@ class HttpServer:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen and return the address bound (the port chosen when ``port`` is 0)."""
         self._server = await asyncio.start_server(self._connection, host, port)
-        return self._server.sockets[0].getsockname()[:2]
+        bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
+        return str(bound_host), int(bound_port)
 
     async def stop(self) -> None:
         """Stop listening and close every open connection."""

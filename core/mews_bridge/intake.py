@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 
 from . import metrics
@@ -148,8 +148,8 @@ class Intake:
         self,
         commands: Iterable[DeviceCommand],
         *,
-        resumed: set[str] = frozenset(),
-        interrupted: set[str] = frozenset(),
+        resumed: Collection[str] = frozenset(),
+        interrupted: Collection[str] = frozenset(),
     ) -> None:
         """Journal and queue commands, oldest first; ``resumed`` ids are in the journal from the last run.
 

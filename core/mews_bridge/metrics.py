@@ -36,7 +36,8 @@ from .redaction import redactor
 if TYPE_CHECKING:
     from .status import BridgeStatus
 
-disable_created_metrics()  # "_created" series double what /metrics says and no alert needs them
+# "_created" series double what /metrics says and no alert needs them.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 REGISTRY = CollectorRegistry()
 """What ``/metrics`` exposes (not prometheus_client's global registry, which a plugin might fill)."""
 ProcessCollector(registry=REGISTRY)

@@ -135,6 +135,7 @@ class PluginHost:
                 raise TypeError(f"{cls.__qualname__}.Options is not a pydantic model")
             if (
                 base is DeviceDriver
+                and issubclass(cls, DeviceDriver)
                 and cls.command_data is None
                 and cls.device_type not in COMMAND_DATA_MODELS
             ):

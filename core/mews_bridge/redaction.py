@@ -89,20 +89,23 @@ def _secret_values(data: Any, secret_key: bool = False) -> Iterable[str | Secret
             yield from _secret_values(item, secret_key)
 
 
-def redact_data(data: Any, extra_keys: Iterable[str] = ()) -> Any:
+def redact_data(data: Mapping[str, Any], extra_keys: Iterable[str] = ()) -> dict[str, Any]:
     """A copy of ``data`` with values under secret-looking keys (or ``extra_keys``) masked."""
     extra = {key.lower() for key in extra_keys}
 
+    def table(value: Mapping[Any, Any], hide: bool) -> dict[Any, Any]:
+        return {k: walk(v, hide or is_secret_key(k) or str(k).lower() in extra) for k, v in value.items()}
+
     def walk(value: Any, hide: bool) -> Any:
         if isinstance(value, Mapping):
-            return {k: walk(v, hide or is_secret_key(k) or str(k).lower() in extra) for k, v in value.items()}
+            return table(value, hide)
         if isinstance(value, (list, tuple)):
             return [walk(item, hide) for item in value]
         if isinstance(value, SecretStr) or (hide and value is not None):
             return MASK
         return value
 
-    return walk(data, False)
+    return table(data, False)
 
 
 redactor = Redactor()

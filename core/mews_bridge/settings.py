@@ -11,7 +11,7 @@ import contextvars
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -234,7 +234,10 @@ def load_plugin_selection(path: Path | None = None, *, required: bool = False) -
     return _load(PluginSelection, path, required, {}).plugins
 
 
-def _load(model: type[BaseSettings], path: Path | None, required: bool, overrides: dict[str, Any]) -> Any:
+_Model = TypeVar("_Model", bound=BaseSettings)
+
+
+def _load(model: type[_Model], path: Path | None, required: bool, overrides: dict[str, Any]) -> _Model:
     path = path or DEFAULT_CONFIG_PATH
     try:
         exists = path.exists()

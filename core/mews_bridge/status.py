@@ -187,7 +187,7 @@ async def take(bridge: Bridge) -> BridgeStatus:
         commands = [LastCommand.from_record(r) for r in await bridge.journal.recent(RECENT_COMMANDS)]
         last = {r.device_name: LastCommand.from_record(r) for r in await bridge.journal.latest_per_device()}
     instances = []
-    books = []
+    books: list[ChargeBook] = []
     for managed in bridge.instances:
         worker = queues.get(managed.name)
         instances.append(

@@ -44,7 +44,13 @@ def fetch(settings: BridgeSettings, timeout_s: float = 5.0) -> dict[str, Any]:
         )
     if response.status_code != 200:
         raise StatusUnavailable(f"The bridge at {url} answered HTTP {response.status_code}.")
-    return response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise StatusUnavailable(f"The bridge at {url} answered, but not with its status.")
+    return body
 
 
 def _when(value: str | None) -> str:

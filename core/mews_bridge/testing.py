@@ -193,14 +193,15 @@ async def wait_for_final_state(
     sim: SimulatedMews, command_id: str, timeout_s: float = 10.0
 ) -> dict[str, Any]:
     """Wait until the simulator holds a final state for the command, and return the command."""
-    return await wait_for(
-        lambda: (c := sim.command(command_id))["State"] in FINAL_STATES and c,
-        timeout_s,
-        f"command {command_id} final",
-    )
+
+    def final() -> dict[str, Any] | None:
+        command = sim.command(command_id)
+        return command if command["State"] in FINAL_STATES else None
+
+    return await wait_for(final, timeout_s, f"command {command_id} final")
 
 
-async def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
+async def wait_for(predicate: Callable[[], T | None], timeout_s: float = 10.0, what: str = "condition") -> T:
     """Poll ``predicate()`` until it returns something truthy; fail after ``timeout_s``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s

@@ -208,11 +208,12 @@ class MewsClient:
         if response.is_success:
             self.limiter.answered()
             try:
-                return response.json()
+                answer = response.json()
             except ValueError:
-                raise unknown(
-                    operation, "the answer was not JSON", response.status_code, request_id
-                ) from None
+                answer = None
+            if not isinstance(answer, dict):
+                raise unknown(operation, "the answer was not a JSON object", response.status_code, request_id)
+            return answer
         message = _error_message(response)
         status = response.status_code
         metrics.mews_answered(operation, status, message)

@@ -95,7 +95,8 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
         return None
 
 
-async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
+# One section of the report after another, each a short loop; it reads best top to bottom.
+async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:  # noqa: C901
     from datetime import UTC, datetime
 
     from mews_bridge import MewsClient, MewsError
@@ -343,8 +344,8 @@ async def _property_zone(opened: StoreOpener, fallback: str | None) -> ZoneInfo:
     from .service import PROPERTY_KEY
 
     stored = await _stored(opened, PROPERTY_KEY)
-    name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None) or fallback
-    return ZoneInfo(name or "UTC")
+    name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None)
+    return ZoneInfo((name if isinstance(name, str) else None) or fallback or "UTC")
 
 
 def property_time(utc: str, zone: ZoneInfo) -> str:

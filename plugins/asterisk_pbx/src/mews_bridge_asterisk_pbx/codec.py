@@ -73,7 +73,7 @@ class Message:
         pairs = self._pairs
         if pairs is None:
             lines = self._text.split("\r\n")
-            pairs = self._pairs = [line.partition(": ")[::2] for line in lines if line]  # type: ignore[misc]
+            pairs = self._pairs = [line.partition(": ")[::2] for line in lines if line]
         return pairs
 
     def _first(self) -> tuple[str, str]:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from mews_bridge import (
@@ -70,6 +70,21 @@ PROPERTY_KEY = "property"
 """Store key of what the command line needs to know about the property (its time zone)."""
 
 _CHARGES_SHOWN = 50
+
+
+class _CallFacts(TypedDict):
+    """What a call's charge says whether it is charged or refused."""
+
+    key: str
+    start: str
+    extension: str
+    room: str | None
+    seconds: int
+    currency: str
+    tax_code: str | None
+    reservation_id: str | None
+    account_id: str | None
+    guest: str | None
 
 
 def service_refusal(service: MewsService | None) -> str | None:
@@ -457,7 +472,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         room = self._rooms.resource_for(extension)
         resource_id = self._occupancy.id_of(room) if room else None
         stay = self._occupancy.holder(resource_id, record.start) if resource_id else None
-        base = {
+        base: _CallFacts = {
             "key": record.dedupe_key,
             "start": consumption_utc(record),
             "extension": extension,

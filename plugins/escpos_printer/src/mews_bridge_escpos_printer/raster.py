@@ -309,7 +309,7 @@ class MultipartDocument(Document):
             raise DocumentError("the multipart document has no boundary")
         head = f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode()
         message = email.parser.BytesParser(policy=email.policy.default).parsebytes(head + raw)
-        parts = list(message.iter_parts())  # type: ignore[attr-defined]
+        parts = list(message.iter_parts())
         if not parts:
             raise DocumentError("the multipart document has no parts")
         if len(parts) > settings.max_pages:
@@ -323,7 +323,8 @@ class MultipartDocument(Document):
                 kind = part.get_content_type()
                 if FILE_TYPES.get(kind) in (None, "multipart"):
                     raise DocumentError(f"a part of type {kind!r} cannot be printed")
-                data = part.get_payload(decode=True) or b""
+                payload = part.get_payload(decode=True)  # bytes, or None for an empty part
+                data = payload if isinstance(payload, bytes) else b""
                 charset = part.get_content_charset()
                 document = open_document(data, f"{kind}; charset={charset}" if charset else kind, settings)
                 self._documents.append(document)

@@ -40,7 +40,7 @@ def month_key(day: date) -> str:
 def months_between(last_closed: str, current: str) -> list[str]:
     """The months after ``last_closed`` and before ``current`` (``YYYY-MM``): the ones now due."""
     year, month = map(int, last_closed.split("-"))
-    due = []
+    due: list[str] = []
     while True:
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         key = f"{year:04d}-{month:02d}"

@@ -411,8 +411,7 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         if entry.kind == REPRINT:
             original = await asyncio.to_thread(store.by_seq, p["reprint"]["seq"])
             assert original is not None
-            copy_note = f"Reprinted {p['ts_local'].replace('T', ' ')}"
-            return receipt(original.payload, style, copy=copy_note)
+            return receipt(original.payload, style, copy=f"Reprinted {p['ts_local'].replace('T', ' ')}")
         copy_note = "Printed again after a failed print" if job.maybe_on_paper else None
         if entry.kind == "Z":
             return PrintedReceipt(closing_report(p, style, copy=copy_note), None, [])

@@ -244,11 +244,13 @@ def _item_parts(item: Mapping[str, Any], currency: str, tax_map: TaxMap) -> list
     return result
 
 
-def _tax_parts(
-    item: Mapping[str, Any], amount: Mapping[str, Any], gross: int, currency: str
-) -> list[tuple[str | None, Decimal | None, int, int]]:
+_TaxPart = tuple[str | None, Decimal | None, int, int]
+
+
+def _tax_parts(item: Mapping[str, Any], amount: Mapping[str, Any], gross: int, currency: str) -> list[_TaxPart]:
     """(code, rate in percent, gross, tax) per tax of an item; a mismatch raises ``ValueError``."""
     breakdown = (amount.get("Breakdown") or {}).get("Items") or []
+    parts: list[_TaxPart]
     if breakdown:
         parts = []
         for part in breakdown:

@@ -141,7 +141,7 @@ class FiscalRegister:
                 raise RegisterError(f"The register's keys cannot be used: {exc}") from None
             if config is not None and config.key_label is None:
                 wanted = RegisterConfig(**{**config.to_json(), "key_label": keys.fingerprint})
-            if recorded is not None:
+            if start is not None and recorded is not None:
                 _check_same(recorded, wanted, state_dir)
                 if start.payload["start"]["public_key"] != keys.public_key_b64:
                     raise RegisterError(

@@ -152,7 +152,7 @@ class _Verifier:
 
     def run(self) -> VerifyReport:
         if self.period is not None and self.period.get("first_seq", 1) > 1:
-            self._anchors(int(self.period["first_seq"]))
+            self._anchors(self.period)
         line = 0
         for line, text in enumerate(self._lines(ENTRIES), start=1):
             label = f"{ENTRIES} line {line}"
@@ -187,8 +187,9 @@ class _Verifier:
             closings_not_recomputed=self.not_recomputed,
         )
 
-    def _anchors(self, first_seq: int) -> None:
+    def _anchors(self, period: dict[str, Any]) -> None:
         """Start a period export's checks from its signed anchor records."""
+        first_seq = int(period["first_seq"])
         if ANCHORS not in self.archive.namelist():
             raise VerificationError(f"the period export lacks {ANCHORS}")
         anchors: dict[int, dict[str, Any]] = {}
@@ -206,7 +207,7 @@ class _Verifier:
             raise VerificationError(f"{ANCHORS} lacks the record before the export (seq {first_seq - 1})")
         p = previous["payload"]
         ended = closing_end(p["closing"]) if p["closing"] else date.fromisoformat(p["business_day"])
-        if ended >= date.fromisoformat(self.period["from"]):
+        if ended >= date.fromisoformat(period["from"]):
             raise VerificationError(f"{ANCHORS}: the record before the export is of its period ({ended})")
         self.seq = self.before = p["seq"]
         self.prev_hash = previous["entry_hash"]

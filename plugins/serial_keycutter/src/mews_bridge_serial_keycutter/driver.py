@@ -117,10 +117,10 @@ class SerialKeycutterDriver(DeviceDriver[KeycutterOptions]):
             notes = exc.notes
             if any(cut.values()):
                 missing = plan.count - sum(cut.values())
-                done = describe_keys(plan.rooms, cut[KeyMode.NEW], cut[KeyMode.COPY])
+                made = describe_keys(plan.rooms, cut[KeyMode.NEW], cut[KeyMode.COPY])
                 keys = "key" if missing == 1 else "keys"
                 notes = (
-                    f"{notes}. Cut before that: {done}; issue a new command for the {missing} missing {keys}"
+                    f"{notes}. Cut before that: {made}; issue a new command for the {missing} missing {keys}"
                 )
             self._last_error = notes
             await self._ledger.command_update(job.id, state="failed", notes=notes)

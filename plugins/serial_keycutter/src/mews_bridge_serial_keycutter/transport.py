@@ -41,9 +41,9 @@ class SerialTransport:
         name: str = "encoder",
     ) -> None:
         self.url = url
-        self._settings = {"baudrate": baudrate, "parity": parity, "rtscts": rtscts}
+        self._baudrate, self._parity, self._rtscts = baudrate, parity, rtscts
         self._name = name
-        self._serial: serial.SerialBase | None = None
+        self._serial: serial.Serial | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
@@ -86,7 +86,13 @@ class SerialTransport:
         LOGGER.debug("Opening %s", self.url)
         # exclusive: a second bridge or a lock vendor's tool must not share the encoder's port.
         self._serial = serial.serial_for_url(
-            self.url, timeout=POLL_INTERVAL_S, write_timeout=WRITE_TIMEOUT_S, exclusive=True, **self._settings
+            self.url,
+            baudrate=self._baudrate,
+            parity=self._parity,
+            rtscts=self._rtscts,
+            timeout=POLL_INTERVAL_S,
+            write_timeout=WRITE_TIMEOUT_S,
+            exclusive=True,
         )
 
     def _close(self) -> None:
@@ -94,7 +100,7 @@ class SerialTransport:
         if port is not None:
             port.close()
 
-    def _port(self) -> serial.SerialBase:
+    def _port(self) -> serial.Serial:
         if self._serial is None:
             raise serial.PortNotOpenError()
         return self._serial
