@@ -205,7 +205,7 @@ async def idle_process(state_dir: Path, ipp: bool) -> tuple[float, float]:
         MewsSimulator(currency="PLN", timezone="Europe/Warsaw") as sim,
         AmiSimulator(secret="b", auth_failure_delay=0, timezone="Europe/Warsaw") as pbx,
     ):
-        state_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         config = write_settings_file(every_plugin(sim, pbx, state_dir, ipp), state_dir / "config.toml")
         t0 = time.perf_counter()
         process = await asyncio.create_subprocess_exec(

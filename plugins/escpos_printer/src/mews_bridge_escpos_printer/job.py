@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
