@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_pbx_sync import pbx_options
 
 import mews_bridge
 from mews_bridge.mews.models import FINAL_STATES
@@ -161,7 +162,6 @@ async def drain(count: int, state_dir: Path) -> None:
     )
 
 
-TARIFF = Path(__file__).parents[1] / "plugins" / "asterisk_pbx" / "docs" / "tariff.sample.toml"
 NOWHERE = "127.0.0.1:9"  # refused: the devices stay "not ready", retrying, as at a hotel with one unplugged
 
 
@@ -185,16 +185,8 @@ def every_plugin(sim: MewsSimulator, pbx: AmiSimulator, state_dir: Path, ipp: bo
         options["Office"] = ("ipp_printer", {"uri": f"ipp://{NOWHERE}/ipp/print"})
     kinds = {"Printer": "Printer", "Encoder": "KeyCutter", "Fiscal": "FiscalMachine", "Office": "Printer"}
     devices = [device(name, sim.add_device(name, kinds[name]), *driver) for name, driver in options.items()]
-    pbx_options = {
-        "port": pbx.port,
-        "username": "mewsbridge",
-        "secret": "b",
-        "service_id": sim.service_id("Telephone"),
-        "tariff": str(TARIFF),
-        "timezone": "Europe/Warsaw",
-    }
     return bridge_settings(
-        sim, state_dir, devices=devices, services=[service("PBX", "asterisk_pbx", pbx_options)]
+        sim, state_dir, devices=devices, services=[service("PBX", "asterisk_pbx", pbx_options(sim, pbx))]
     )
 
 

@@ -72,7 +72,10 @@ class AsteriskPbxOptions(BaseModel):
         24 * 3600, ge=1, description="A call billed for longer is held as failed, not posted"
     )
     max_call_charge: Decimal = Field(
-        Decimal(500), gt=0, allow_inf_nan=False, description="A call priced higher (tariff currency) is held as failed"
+        Decimal(500),
+        gt=0,
+        allow_inf_nan=False,
+        description="A call priced higher (tariff currency) is held as failed",
     )
 
     _tariff: Tariff = PrivateAttr()
