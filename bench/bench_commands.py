@@ -36,7 +36,7 @@ import httpx
 from bench_pbx_sync import pbx_options
 
 import mews_bridge
-from mews_bridge.mews.models import FINAL_STATES
+from mews_bridge import FINAL_STATES
 from mews_bridge.settings import Settings
 from mews_bridge.testing import (
     bridge_settings,
@@ -131,13 +131,13 @@ async def dispatch(count: int, state_dir: Path, profile: bool) -> None:
         async with running_bridge(settings, entry_points=True) as bridge:
             pipeline, mews = bridge.pipeline, bridge.mews
             assert mews is not None
-            [slot] = pipeline.slots
+            [slot] = pipeline.workers
             await slot.managed.wait_settled()
             driver = slot.managed.driver
             _stamp(pipeline, "on_command_event", marks["event"], when=lambda _, state: state == "Pending")
             _stamp(mews, "get_commands_by_ids", marks["fetched"], after=True)
-            _stamp(pipeline.journal, "add", marks["journalled"], after=True)
-            _stamp(pipeline.journal, "mark_running", marks["running"], after=True)
+            _stamp(bridge.journal, "add", marks["journalled"], after=True)
+            _stamp(bridge.journal, "mark_running", marks["running"], after=True)
             _stamp(driver, "execute", marks["driver"])
             profiler = cProfile.Profile() if profile else None
             calls_before = len(sim.calls)

@@ -3,7 +3,7 @@
 Two paths on the same document (a vector registration card with a grey logo):
 
 * ours: the escpos_printer driver's raster.py (margin trimming, aliased text, dot-gain curve,
-  Floyd-Steinberg) and job.py's encoder (GS v 0);
+  Floyd-Steinberg) and codec.py's encoder (GS v 0);
 * python-escpos: PDFium's default anti-aliased render at 576 dots, then python-escpos's own
   ``image()`` (which converts and dithers again) into a ``Dummy`` printer.
 
@@ -36,7 +36,7 @@ def _document() -> str:
 
 
 def ours(file_data: str) -> tuple[int, dict[str, float]]:
-    from mews_bridge_escpos_printer import job, raster
+    from mews_bridge_escpos_printer import codec, raster
 
     settings = raster.RasterSettings(dots=DOTS)
     times = {"open": 0.0, "render": 0.0, "encode": 0.0}
@@ -52,7 +52,7 @@ def ours(file_data: str) -> tuple[int, dict[str, float]]:
             page = document.page(index)
             times["render"] += time.perf_counter() - started
             started = time.perf_counter()
-            size += len(job.encode_image(page, "raster"))
+            size += len(codec.encode_image(page, "raster"))
             times["encode"] += time.perf_counter() - started
     finally:
         document.close()
@@ -91,7 +91,7 @@ def child(path: str) -> None:
     # Both paths import the same libraries before the baseline is taken.
     import escpos.printer  # noqa: F401
 
-    from mews_bridge_escpos_printer import job, raster  # noqa: F401
+    from mews_bridge_escpos_printer import codec, raster  # noqa: F401
 
     run = {"ours": ours, "python-escpos": python_escpos}[path]
     file_data = _document()

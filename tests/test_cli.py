@@ -6,46 +6,21 @@ import json
 
 import pytest
 
-from mews_bridge.testing import run_cli
+from mews_bridge.testing import bridge_settings, device, run_cli, write_settings_file
 
-CONFIG = """
-[mews]
-platform_url = "{platform}"
-websocket_url = "{websocket}"
-client_token = "{client_token}"
-access_token = "{access_token}"
-
-[bridge]
-state_dir = "{state}"
-
-[[devices]]
-name = "Reception encoder"
-mews_device = "Reception encoder"
-driver = "{driver}"
-[devices.options]
-{options}
-"""
-
-
-ENCODER = 'port = "socket://127.0.0.1:9"\ndialect = "salto"\nencoder = "Encoder1"'
+ENCODER = {"port": "socket://127.0.0.1:9", "dialect": "salto", "encoder": "Encoder1"}
 
 
 @pytest.fixture
 def write_config(tmp_path, mews_simulator):
     def write(driver="serial_keycutter", options=ENCODER, access_token=None):
-        path = tmp_path / "config.toml"
-        path.write_text(
-            CONFIG.format(
-                platform=mews_simulator.platform_url,
-                websocket=mews_simulator.websocket_url,
-                client_token=mews_simulator.client_token,
-                access_token=access_token or mews_simulator.access_token,
-                state=tmp_path / "state",
-                driver=driver,
-                options=options,
-            )
+        settings = bridge_settings(
+            mews_simulator,
+            tmp_path / "state",
+            devices=[device("Reception encoder", "Reception encoder", driver, options)],
+            mews={"access_token": access_token} if access_token else None,
         )
-        return str(path)
+        return str(write_settings_file(settings, tmp_path / "config.toml"))
 
     return write
 
@@ -58,7 +33,7 @@ async def test_check_names_an_unknown_driver_and_lists_the_installed_ones(write_
 
 
 async def test_check_names_the_path_and_plugin_of_a_bad_option(write_config):
-    options = ENCODER.replace("salto", "acme") + "\ncolour = 1"
+    options = {**ENCODER, "dialect": "acme", "colour": 1}
     code, _, err = await run_cli("--config", write_config(options=options), "run")
     assert code == 78
     assert "devices[0].options.dialect: " in err

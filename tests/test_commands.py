@@ -30,7 +30,7 @@ def runs(log_file, command_id):
 
 async def test_an_event_becomes_processed_with_notes(mews_simulator, devices, settings, scripted, log_file):
     async with running_bridge(settings(), {"scripted": scripted}) as bridge:
-        bridge.pipeline.processing_after_s = 60  # a loaded test machine must not make this command "long"
+        bridge.pipeline.pool.processing_after_s = 60  # a loaded test machine must not make this command "long"
         command_id = mews_simulator.add_command(
             devices["printer"], scripted.printer_data(notes="Paper near end")
         )
@@ -49,7 +49,7 @@ async def test_an_event_becomes_processed_with_notes(mews_simulator, devices, se
 
 async def test_a_long_command_reports_processing_and_progress(mews_simulator, devices, settings, scripted):
     async with running_bridge(settings(), {"scripted": scripted}) as bridge:
-        bridge.pipeline.processing_after_s = 0.05
+        bridge.pipeline.pool.processing_after_s = 0.05
         command_id = mews_simulator.add_command(
             devices["printer"], scripted.printer_data(sleep_s=0.4, progress=[0.5])
         )
@@ -105,7 +105,7 @@ async def test_cancelled_commands_are_dropped_when_queued_and_stopped_when_runni
         mews_simulator.cancel_command(queued)
         mews_simulator.cancel_command(running)
         await wait_for(lambda: runs(log_file, running) == ["start", "cancelled"], what="the driver to stop")
-        await wait_for(lambda: all(s.queue.empty() and s.current is None for s in bridge.pipeline.slots))
+        await wait_for(lambda: all(s.queue.empty() and s.current is None for s in bridge.pipeline.workers))
         assert runs(log_file, queued) == []
         for command_id in (running, queued):
             record = await bridge.journal.get(command_id)
@@ -151,7 +151,7 @@ async def test_a_mews_outage_keeps_the_result_until_it_can_be_delivered(
     mews_simulator, devices, settings, scripted, log_file
 ):
     async with running_bridge(settings(), {"scripted": scripted}) as bridge:
-        bridge.pipeline.ack_retry_s = 0.2
+        bridge.pipeline.acks.retry_s = 0.2
         mews_simulator.faults.fail_operation("commands/update", times=50)
         command_id = mews_simulator.add_command(devices["printer"], scripted.printer_data())
         await wait_for(lambda: runs(log_file, command_id) == ["start", "done"])
@@ -244,7 +244,7 @@ async def test_a_failed_journal_ends_the_command_in_error_and_the_bridge_goes_on
         await wait_for(lambda: bridge.pipeline.status()["devices"]["Desk printer"]["queued"] == 1)
         await bridge.journal.close()  # the storage goes away under the bridge
         finals = [await wait_for_final_state(mews_simulator, cid) for cid in (running, waiting)]
-        assert not bridge.pipeline.slots[0].worker.done()  # the device still takes work
+        assert not bridge.pipeline.workers[0].task.done()  # the device still takes work
     # the running one finished against the broken storage too (its driver keeps state there): Mews hears it
     assert finals[0]["State"] == "Error" and "failed unexpectedly" in finals[0]["Notes"]
     assert finals[1]["State"] == "Error"

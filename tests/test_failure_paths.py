@@ -126,7 +126,7 @@ async def test_a_command_that_finishes_within_the_shutdown_grace_is_recorded_and
         [("Desk printer", printer, "scripted_printer"), ("Key encoder", cutter, "plain_cutter")],
     )
     async with running_bridge(settings, plugins(scripted)) as bridge:
-        bridge.pipeline.processing_after_s = 0.05  # the usual case: the command ran over a second
+        bridge.pipeline.pool.processing_after_s = 0.05  # the usual case: the command ran over a second
         printout = mews_simulator.add_command(printer, scripted.printer_data(sleep_s=0.5))
         key = mews_simulator.add_command(cutter, scripted.cutter_data(sleep_s=0.5, notes="1 key"))
         await wait_for(lambda: runs(log_file, printout) == ["start"] and runs(log_file, key) == ["start"])
@@ -160,7 +160,7 @@ async def test_a_queued_command_cancelled_while_the_stream_is_down_is_not_run(
         busy = mews_simulator.add_command(printer, scripted.printer_data(sleep_s=1.0))
         queued = mews_simulator.add_command(printer, scripted.printer_data())
         await wait_for(lambda: runs(log_file, busy) == ["start"])
-        await wait_for(lambda: bridge.pipeline.slots[0].queue.qsize() == 1, what="the second to queue")
+        await wait_for(lambda: bridge.pipeline.workers[0].queue.qsize() == 1, what="the second to queue")
         # a WebSocket drop (routine: Mews restarts, the hotel's line blips)
         mews_simulator.faults.refuse_websockets_for(0.3)
         await mews_simulator.faults.drop_websockets()
@@ -169,7 +169,7 @@ async def test_a_queued_command_cancelled_while_the_stream_is_down_is_not_run(
         connects = bridge.stream.connects
         await wait_for(lambda: bridge.stream.connects > connects, what="the reconnect and catch-up")
         await wait_for_final_state(mews_simulator, busy)
-        await wait_for(lambda: all(s.queue.empty() and s.current is None for s in bridge.pipeline.slots))
+        await wait_for(lambda: all(s.queue.empty() and s.current is None for s in bridge.pipeline.workers))
     assert mews_simulator.command(queued)["State"] == "Cancelled"
     assert runs(log_file, queued) == [], "a command cancelled in Mews was carried out"
 
@@ -179,13 +179,13 @@ async def test_a_command_cancelled_while_its_device_is_still_setting_up_is_not_r
 ):
     cutter, settings = one_device(mews_simulator, tmp_path, log_file, "KeyCutter", "slow_setup_cutter")
     async with running_bridge(settings, plugins(scripted)) as bridge:
-        slot = bridge.pipeline.slots[0]
+        worker = bridge.pipeline.workers[0]
         key = mews_simulator.add_command(cutter, scripted.cutter_data())
-        await wait_for(lambda: slot.current is not None, what="the worker to take the command")
-        assert slot.managed.state.value == "setup_in_progress"
+        await wait_for(lambda: worker.current is not None, what="the worker to take the command")
+        assert worker.managed.state.value == "setup_in_progress"
         mews_simulator.cancel_command(key)  # the guest left; staff cancel the key in Mews
-        await wait_for(lambda: slot.managed.state.value == "loaded", 5)
-        await wait_for(lambda: slot.current is None and slot.queue.empty(), 5)
+        await wait_for(lambda: worker.managed.state.value == "loaded", 5)
+        await wait_for(lambda: worker.current is None and worker.queue.empty(), 5)
     assert mews_simulator.command(key)["State"] == "Cancelled"
     assert runs(log_file, key) == [], "a key was cut for a command cancelled in Mews"
 
@@ -201,7 +201,7 @@ async def test_a_driver_that_raises_cancelled_error_does_not_stop_its_device_que
         assert final["State"] == "Error"
         assert final["Notes"] == "Desk printer failed unexpectedly; the bridge log has the details."
         assert (await wait_for_final_state(mews_simulator, after))["State"] == "Processed"
-        assert not bridge.pipeline.slots[0].worker.done()
+        assert not bridge.pipeline.workers[0].task.done()
 
 
 async def test_a_journal_error_during_recovery_does_not_stop_the_event_stream_for_good(
@@ -218,8 +218,10 @@ async def test_a_journal_error_during_recovery_does_not_stop_the_event_stream_fo
     holder = sqlite3.connect(tmp_path / "state" / JOURNAL_FILE, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        async with running_bridge(settings, plugins(scripted), wait_connected=False) as bridge:
-            await asyncio.sleep(6)  # longer than SQLite's 5 s busy timeout
+        async with running_bridge(
+            settings, plugins(scripted), wait_connected=False, journal_busy_timeout_s=0.3
+        ) as bridge:
+            await asyncio.sleep(1)  # longer than the journal's busy timeout: its reads and writes fail
             holder.execute("COMMIT")
             stream_task = bridge.supervisor.task("mews stream")
             assert stream_task is not None
@@ -239,14 +241,14 @@ async def test_a_mews_outage_does_not_hold_each_device_for_a_retry_budget(
 ):
     printer, settings = one_device(mews_simulator, tmp_path, log_file, "Printer", "scripted_printer")
     async with running_bridge(settings, plugins(scripted)) as bridge:
-        bridge.pipeline.ack_retry_s = 0.3
-        bridge.pipeline.processing_after_s = 60
+        bridge.pipeline.acks.retry_s = 0.3
+        bridge.pipeline.pool.processing_after_s = 60
         mews_simulator.faults.fail_operation("commands/update", times=10_000)  # Mews answers 500
         first = mews_simulator.add_command(printer, scripted.printer_data())
         await wait_for(
             lambda: bridge.pipeline.status()["waiting_for_mews"] == 1, what="Mews to be known down"
         )
-        bridge.pipeline.ack_retry_s = 60  # a retry budget per command would now hold the printer for minutes
+        bridge.pipeline.acks.retry_s = 60  # a retry budget per command would now hold the printer for minutes
         later = [mews_simulator.add_command(printer, scripted.printer_data()) for _ in range(3)]
         await wait_for(lambda: all(runs(log_file, cid) == ["start", "done"] for cid in later), 10)
         await wait_for(

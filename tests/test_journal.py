@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from datetime import timedelta
 
 import pytest
 
-from mews_bridge.journal import Journal
+from mews_bridge.journal import Journal, JournalError
 
 
 @pytest.fixture
@@ -63,6 +64,23 @@ async def test_a_purge_keeps_ids_and_outcomes_and_forgets_the_rest_later(tmp_pat
     assert running.notes is None and running.device_name == "Reception encoder"
     assert not again  # the id still makes a repeat a duplicate
     assert forgotten is None
+
+
+async def test_a_locked_or_closed_journal_raises_its_own_error(tmp_path):
+    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    holder = sqlite3.connect(tmp_path / "journal.sqlite3", isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    journal._db.execute("PRAGMA busy_timeout = 0")
+    try:
+        with pytest.raises(JournalError):
+            await journal.add("c1", "d1", "Desk printer", "2026-12-01T10:00:00+00:00")
+    finally:
+        holder.rollback()
+        holder.close()
+    await journal.add("c1", "d1", "Desk printer", "2026-12-01T10:00:00+00:00")
+    await journal.close()
+    with pytest.raises(JournalError):
+        await journal.get("c1")
 
 
 async def test_a_receipt_skips_the_fsync_but_every_transition_after_it_waits_for_the_disk(tmp_path):

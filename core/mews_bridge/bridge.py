@@ -14,13 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
 from .driver import Instance, InstanceContext
 from .eventbus import CONNECTED, EventBus
 from .exceptions import ConfigurationError
 from .http_server import StatusServer
 from .inputs import is_guid
-from .journal import Journal
+from .journal import Journal, JournalError
 from .lifecycle import ManagedInstance
 from .mews.client import MewsClient
 from .mews.errors import MewsAuthError, MewsError
@@ -30,6 +29,7 @@ from .plugins import PluginHost
 from .redaction import redactor
 from .settings import DeviceEntry, ServiceEntry, Settings, format_validation_error
 from .supervisor import Supervisor
+from .version import __version__
 from .watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ JOURNAL_FILE = "journal.sqlite3"
 DIAGNOSTICS_FILE = "diagnostics.json"
 _IDS_KEPT = timedelta(days=365)
 """Acknowledged commands' ids and outcomes stay this long (their data go sooner, data_retention_days)."""
-_RECOVERY_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,11 @@ def _slug(name: str) -> str:
 def instance_state_dir(state_dir: Path, name: str) -> Path:
     """Where a configured device or service keeps its own files (also for plugins' CLI commands)."""
     return state_dir / "instances" / _slug(name)
+
+
+def store_namespace(entry: DeviceEntry | ServiceEntry) -> str:
+    """Where a configured device or service keeps its key/value state in the journal."""
+    return f"{'device' if isinstance(entry, DeviceEntry) else 'service'}:{entry.name}"
 
 
 def plan_instances(settings: Settings, host: PluginHost) -> list[PlannedInstance]:
@@ -123,6 +127,8 @@ class Bridge:
         setup_retry_initial_s: float = 5.0,
         setup_retry_max_s: float = 80.0,
         stream_backoff_max_s: float = 60.0,
+        recovery_retry_s: float = 5.0,
+        journal_busy_timeout_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.host = host
@@ -130,6 +136,9 @@ class Bridge:
         self.setup_retry_initial_s = setup_retry_initial_s
         self.setup_retry_max_s = setup_retry_max_s
         self.stream_backoff_max_s = stream_backoff_max_s
+        self.recovery_retry_s = recovery_retry_s
+        """First pause before settling the last run's commands again (Mews unreachable, journal busy)."""
+        self.journal_busy_timeout_s = journal_busy_timeout_s
         self.fatal: BaseException | None = None
         self.stopped = asyncio.Event()
         self.instances: list[ManagedInstance] = []
@@ -150,7 +159,9 @@ class Bridge:
 
     async def start(self) -> None:
         """Open the journal, start every device and service, settle last run's commands, connect."""
-        self.journal = await Journal.open(self.state_dir / JOURNAL_FILE)
+        self.journal = await Journal.open(
+            self.state_dir / JOURNAL_FILE, busy_timeout_s=self.journal_busy_timeout_s
+        )
         self.mews = MewsClient(self.settings.mews)
         self.pipeline = CommandPipeline(
             self.mews, self.journal, self.settings.bridge, on_fatal=self._fail, supervisor=self.supervisor
@@ -183,13 +194,12 @@ class Bridge:
 
     def _manage(self, plan: PlannedInstance) -> ManagedInstance:
         assert self.mews is not None and self.journal is not None and self.pipeline is not None
-        key = f"{plan.kind}:{plan.entry.name}"
         ctx = InstanceContext(
             name=plan.entry.name,
             state_dir=instance_state_dir(self.state_dir, plan.entry.name),
             mews=self.mews,
             events=self.events,
-            store=self.journal.store(key),
+            store=self.journal.store(store_namespace(plan.entry)),
             devices=self.pipeline,
             logger=logging.getLogger(f"mews_bridge.{plan.kind}.{_slug(plan.entry.name)}"),
             _enterprise=self.mews.enterprise,
@@ -207,7 +217,7 @@ class Bridge:
     async def _recover(self) -> None:
         """Settle the last run's commands beside the stream, never before it: new work never waits."""
         assert self.pipeline is not None
-        delay = _RECOVERY_RETRY_S
+        delay = self.recovery_retry_s
         while True:
             try:
                 await self.pipeline.recover()
@@ -217,7 +227,7 @@ class Bridge:
                 return
             except MewsError as exc:
                 log.warning("Could not reach Mews to settle the last run's commands (%s); retrying", exc)
-            except Exception as exc:  # the journal is busy or failing: try again, never give up
+            except JournalError as exc:  # busy or failing: try again, never give up
                 log.error("Could not settle the last run's commands; retrying", exc_info=exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.stream_backoff_max_s)
@@ -237,7 +247,7 @@ class Bridge:
             self._fail(exc)
         except MewsError as exc:
             log.warning("Catch-up after connecting failed (%s); the next sweep repeats it", exc)
-        except Exception as exc:  # the journal failed; the next sweep repeats it
+        except JournalError as exc:  # the next sweep repeats it
             log.error("Catch-up after connecting failed", exc_info=exc)
         self.events.publish({"Type": CONNECTED})
 
@@ -275,7 +285,7 @@ class Bridge:
                 return
             except MewsError as exc:
                 log.warning("Sweep of active commands failed: %s", exc)
-            except Exception as exc:  # sqlite3 or OS errors: a full or failing disk
+            except JournalError as exc:  # a full or failing disk
                 log.error("Sweep of active commands failed", exc_info=exc)
 
     def _fail(self, exc: BaseException) -> None:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__
-from .bridge import Bridge, instance_state_dir, plan_instances
+from .bridge import JOURNAL_FILE, Bridge, instance_state_dir, plan_instances, store_namespace
 from .config_example import example_config
 from .exceptions import ConfigurationError
+from .journal import Journal, KeyValueStore
 from .logs import configure_logging
 from .mews.client import MewsClient
 from .mews.errors import MewsAuthError, MewsError
@@ -28,6 +30,7 @@ from .settings import (
     load_plugin_selection,
     load_settings,
 )
+from .version import __version__
 
 log = logging.getLogger("mews_bridge")
 EX_CONFIG = 78  # sysexits.h; the systemd unit does not restart on it
@@ -92,6 +95,20 @@ class CliState:
     def instance_state_dir(self, entry: DeviceEntry | ServiceEntry) -> Path:
         """Where that configured instance keeps its own files."""
         return instance_state_dir(self.settings.bridge.state_dir, entry.name)
+
+    @contextlib.asynccontextmanager
+    async def open_store(self, entry: DeviceEntry | ServiceEntry) -> AsyncIterator[KeyValueStore | None]:
+        """That configured instance's key/value store, as the bridge keeps it; None if the bridge has not
+        made its journal yet. Safe while the bridge runs (run the command as the bridge's user)."""
+        path = self.settings.bridge.state_dir / JOURNAL_FILE
+        if not path.exists():
+            yield None
+            return
+        journal = await Journal.open(path)
+        try:
+            yield journal.store(store_namespace(entry))
+        finally:
+            await journal.close()
 
     @property
     def host(self) -> PluginHost:

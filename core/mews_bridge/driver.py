@@ -18,6 +18,7 @@ PDF rendering) goes through ``asyncio.to_thread`` or an executor.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
@@ -98,6 +99,29 @@ class InstanceContext:
         if self._stop is None:
             raise RuntimeError(f"{self.name} is not managed by a bridge")
         self._stop(reason)
+
+    def bind(self, stop: Callable[[str], None]) -> None:
+        """For the host managing the instance: :meth:`stop` calls ``stop(reason)``."""
+        self._stop = stop
+
+    async def close(self) -> None:
+        """Cancel the instance's background tasks, then run its unload callbacks, newest first.
+
+        The host calls it after every unload and failed setup; a test that builds a context calls it
+        when done. A callback that fails is logged and the others still run.
+        """
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        callbacks, self._unload_callbacks[:] = list(self._unload_callbacks), []
+        for callback in reversed(callbacks):
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.logger.error("%s: an unload callback failed", self.name, exc_info=exc)
 
     def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Start a background task the host owns: a crash is logged, unload cancels it."""

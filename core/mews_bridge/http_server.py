@@ -183,7 +183,10 @@ class StatusServer:
     async def _page(self, request: Request) -> Response:
         note = self._notes.get(request.query.get("note", ""))
         picture = await status.take(self.bridge)
-        return Response(HTTPStatus.OK, status_page.render(picture, csrf=self.csrf_value(), note=note), _HTML)
+        page = status_page.render(
+            picture, csrf=self.csrf_value(), refresh_s=self.bridge.settings.bridge.page_refresh_s, note=note
+        )
+        return Response(HTTPStatus.OK, page, _HTML)
 
     async def _status_json(self, request: Request) -> Response:
         picture = await status.take(self.bridge)

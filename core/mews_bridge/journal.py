@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from .exceptions import MewsBridgeError
+
 T = TypeVar("T")
 Phase = Literal["queued", "running", "finished", "acknowledged"]
 IN_FLIGHT: tuple[Phase, ...] = ("queued", "running", "finished")
@@ -59,6 +61,10 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+class JournalError(MewsBridgeError):
+    """The journal could not be read or written (storage full or failing, database locked or closed)."""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -83,15 +89,21 @@ class CommandRecord:
 class Journal:
     """The bridge's SQLite journal. Open with :meth:`open`, close with :meth:`close`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
+        """How long a write waits for another connection's lock (a backup, a CLI command) before failing."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path) -> Journal:
-        journal = cls(path)
-        await journal._run(journal._connect)
+    async def open(cls, path: Path, *, busy_timeout_s: float = 5.0) -> Journal:
+        journal = cls(path, busy_timeout_s=busy_timeout_s)
+        try:
+            await asyncio.get_running_loop().run_in_executor(journal._executor, journal._connect)
+        except (sqlite3.Error, OSError) as exc:
+            journal._executor.shutdown(wait=False)
+            raise JournalError(f"Could not open the journal {path}: {exc}") from exc
         return journal
 
     def _connect(self) -> None:
@@ -106,7 +118,9 @@ class Journal:
         ):
             if path.exists():
                 path.chmod(0o600)  # SQLite gives the -wal and -shm files the main file's mode
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         # FULL: a transition must survive a power cut, or a key could be cut twice.
@@ -121,10 +135,16 @@ class Journal:
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        if self._db is None:
+            raise JournalError("The journal is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"The journal failed: {exc}") from exc
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        assert self._db is not None, "journal is closed"
+        if self._db is None:
+            raise JournalError("The journal is closed")
         return self._db.execute(sql, params)
 
     async def add(self, command_id: str, device_id: str, device_name: str, created_utc: str) -> bool:

@@ -9,7 +9,6 @@ settings or credentials stop the instance with the reason. Nothing an instance r
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from enum import StrEnum
 from typing import Any, Literal
@@ -66,7 +65,7 @@ class ManagedInstance:
         self._settled = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
-        ctx._stop = self._stop
+        ctx.bind(self._stop)
 
     @property
     def name(self) -> str:
@@ -122,10 +121,10 @@ class ManagedInstance:
             async with asyncio.timeout(self.setup_timeout_s):
                 await self.instance.setup()
         except TimeoutError:
-            await self._cleanup()
+            await self.ctx.close()
             raise _SetupTimedOut(f"setup did not finish in {self.setup_timeout_s:g} s") from None
         except BaseException:
-            await self._cleanup()
+            await self.ctx.close()
             raise
         was_retrying = self.setup_attempts > 1
         self.state, self.reason = InstanceState.LOADED, None
@@ -169,22 +168,7 @@ class ManagedInstance:
             self.state, self.reason = InstanceState.FAILED_UNLOAD, f"unload failed: {exc}"
         else:
             self.state = InstanceState.NOT_LOADED
-        await self._cleanup()
-
-    async def _cleanup(self) -> None:
-        """Cancel the instance's tasks and run its unload callbacks (also after a failed setup)."""
-        tasks = list(self.ctx._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        callbacks, self.ctx._unload_callbacks[:] = list(self.ctx._unload_callbacks), []
-        for callback in reversed(callbacks):
-            try:
-                result = callback()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception as exc:
-                log.error("%s: an unload callback failed", self.name, exc_info=exc)
+        await self.ctx.close()
 
     async def diagnostics(self) -> dict[str, Any]:
         """State, settings and the instance's own diagnostics, secrets masked."""

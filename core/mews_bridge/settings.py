@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,8 +30,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from . import __version__
 from .exceptions import ConfigurationError
+from .version import __version__
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("/etc/mews-bridge/config.toml")
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_path", default=None)
@@ -53,6 +56,25 @@ class MewsSettings(Strict):
         'headroom. Bridges sharing one token (unknown_devices = "leave") must split it',
     )
     rate_window_s: float = Field(30.0, gt=0, description="The window requests_per_30s counts over (tests)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_budget(cls, data: Any) -> Any:
+        """Settings files from version 0.1 gave the budget as rate_limit less a rate_headroom share."""
+        if isinstance(data, dict) and ("rate_limit" in data or "rate_headroom" in data):
+            data = dict(data)
+            limit, headroom = data.pop("rate_limit", 200), data.pop("rate_headroom", 0.05)
+            if "requests_per_30s" not in data:
+                try:
+                    data["requests_per_30s"] = max(1, int(float(limit) * (1 - float(headroom))))
+                except (TypeError, ValueError):
+                    raise ValueError("rate_limit and rate_headroom must be numbers") from None
+            log.warning(
+                "[mews] rate_limit and rate_headroom are replaced by requests_per_30s (now %s): "
+                "please update the settings file",
+                data["requests_per_30s"],
+            )
+        return data
     request_timeout_s: float = Field(30.0, gt=0)
     max_retry_s: float = Field(60.0, gt=0, description="Longest single wait between retries")
     ping_interval_s: float = Field(20.0, gt=0)
@@ -92,6 +114,7 @@ class BridgeSettings(Strict):
     http_token: SecretStr | None = Field(
         None, description="Asked of every request but /healthz; required when http is not on loopback"
     )
+    page_refresh_s: int = Field(5, ge=1, description="How often the status page reloads itself")
 
     @field_validator("http")
     @classmethod

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from . import __version__
 from .journal import CommandRecord
 from .lifecycle import InstanceState
 from .metrics import LINK
 from .redaction import redact_data, redactor
+from .version import __version__
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -180,7 +180,7 @@ async def _facts(managed: ManagedInstance) -> dict[str, Any]:
 
 async def take(bridge: Bridge) -> BridgeStatus:
     """The status of ``bridge`` now."""
-    queues = {slot.name: slot for slot in bridge.pipeline.slots} if bridge.pipeline else {}
+    queues = {worker.name: worker for worker in bridge.pipeline.workers} if bridge.pipeline else {}
     last: dict[str, LastCommand] = {}
     commands: list[LastCommand] = []
     if bridge.journal is not None:
@@ -189,7 +189,7 @@ async def take(bridge: Bridge) -> BridgeStatus:
     instances = []
     books = []
     for managed in bridge.instances:
-        slot = queues.get(managed.name)
+        worker = queues.get(managed.name)
         instances.append(
             InstanceStatus(
                 name=managed.name,
@@ -197,8 +197,8 @@ async def take(bridge: Bridge) -> BridgeStatus:
                 implementation=managed.cls.name,
                 state=managed.state.value,
                 reason=redactor.redact(managed.reason) if managed.reason else None,
-                queued=slot.queue.qsize() if slot else 0,
-                busy=bool(slot and slot.current is not None),
+                queued=worker.queue.qsize() if worker else 0,
+                busy=bool(worker and worker.current is not None),
                 last_command=last.get(managed.name),
                 facts=await _facts(managed),
             )

@@ -10,7 +10,6 @@ from typing import Any
 from .redaction import redactor
 from .status import BridgeStatus, ChargeBook, InstanceStatus, LastCommand
 
-REFRESH_S = 5
 _STATE_WORDS = {
     "loaded": ("up", "ok"),
     "setup_in_progress": ("starting", "warn"),
@@ -54,8 +53,8 @@ def _when(iso: str | None) -> str:
     return escape(moment.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M") + " UTC")
 
 
-def _page(title: str, body: str, *, refresh: bool) -> str:
-    meta = f'<meta http-equiv="refresh" content="{REFRESH_S}">' if refresh else ""
+def _page(title: str, body: str, *, refresh_s: int | None = None) -> str:
+    meta = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -73,10 +72,10 @@ def sign_in(*, failed: bool = False) -> str:
         'autocomplete="current-password" aria-label="Token" required> <button>Sign in</button></form>'
         "</section></main>"
     )
-    return _page("mews-bridge: sign in", body, refresh=False)
+    return _page("mews-bridge: sign in", body)
 
 
-def render(status: BridgeStatus, *, csrf: str, note: str | None = None) -> str:
+def render(status: BridgeStatus, *, csrf: str, refresh_s: int, note: str | None = None) -> str:
     ready = (
         '<span class="badge ok">ready</span>' if status.ready else '<span class="badge bad">not ready</span>'
     )
@@ -98,8 +97,8 @@ def render(status: BridgeStatus, *, csrf: str, note: str | None = None) -> str:
         f"<dt>Event loop blocked</dt><dd>{status.loop_blocked_incidents} times</dd>"
         f"<dt>Running since</dt><dd>{_when(status.started_at)}</dd></dl></section>"
     )
-    parts.append(f"</main><footer>Taken at {_when(status.taken_at)}; reloads every {REFRESH_S} s.</footer>")
-    return _page("mews-bridge status", "".join(parts), refresh=True)
+    parts.append(f"</main><footer>Taken at {_when(status.taken_at)}; reloads every {refresh_s} s.</footer>")
+    return _page("mews-bridge status", "".join(parts), refresh_s=refresh_s)
 
 
 def _mews(status: BridgeStatus) -> str:

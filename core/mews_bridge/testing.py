@@ -6,6 +6,8 @@ The hardware-mocks distribution builds its pytest fixtures on these; a vendor ca
     async with running_bridge(settings, plugins={"my_plugin": my_plugin_module}) as bridge:
         command_id = sim.add_command(printer_id, {...})
         final = await wait_for_final_state(sim, command_id)
+
+A driver tested on its own, without a bridge, gets its context from :func:`instance_context`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar, cast
 
 from pydantic import SecretStr
 
 from .bridge import Bridge
+from .driver import InstanceContext, LocalDevices
+from .eventbus import EventBus
+from .journal import KeyValueStore
+from .mews.client import MewsClient
+from .mews.enterprise import Enterprise
 from .mews.models import FINAL_STATES
 from .plugins import PluginHost
 from .settings import PluginSettings, Settings
+
+T = TypeVar("T")
 
 
 class SimulatedMews(Protocol):
@@ -84,6 +94,58 @@ def bridge_settings(
     )
 
 
+class _Absent:
+    """A part of a test's context the test did not give: any use of it fails, naming the argument."""
+
+    def __init__(self, what: str, argument: str) -> None:
+        self.message = f"this test's instance context has no {what}: pass {argument}= to instance_context()"
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):  # copy, pickle and hasattr probes
+            raise AttributeError(name)
+        raise AssertionError(self.message)
+
+
+def instance_context(
+    state_dir: Path,
+    name: str = "Test instance",
+    *,
+    mews: MewsClient | None = None,
+    store: KeyValueStore | None = None,
+    devices: LocalDevices | None = None,
+    enterprise: Enterprise | Callable[[], Awaitable[Enterprise]] | None = None,
+    events: EventBus | None = None,
+    logger: logging.Logger | None = None,
+) -> InstanceContext:
+    """The context a bridge would give a driver or service called ``name``, for testing it on its own.
+
+    Give the parts the instance uses (fakes are fine where they quack alike); a part left out fails with
+    a message naming the argument when it is used. ``enterprise`` is the property's settings, or an async
+    function returning them (or raising, to test a Mews outage). ``await ctx.close()`` when done cancels
+    the instance's background tasks and runs its unload callbacks, as the bridge does after an unload.
+    """
+
+    async def read_enterprise() -> Enterprise:
+        if enterprise is None:
+            raise AssertionError(_Absent("enterprise", "enterprise").message)
+        return await enterprise() if callable(enterprise) else enterprise
+
+    return InstanceContext(
+        name=name,
+        state_dir=state_dir,
+        mews=_given(mews, "Mews client", "mews"),
+        events=EventBus() if events is None else events,
+        store=_given(store, "store", "store"),
+        devices=_given(devices, "other devices", "devices"),
+        logger=logger or logging.getLogger(f"test.{name}"),
+        _enterprise=read_enterprise,
+    )
+
+
+def _given(part: T | None, what: str, argument: str) -> T:
+    return cast(T, _Absent(what, argument)) if part is None else part
+
+
 def plugin_host(plugins: Mapping[str, object] | None = None, *, entry_points: bool = False) -> PluginHost:
     """A host with exactly ``plugins`` (name → module or object with hookimpls), plus installed ones if asked."""
     host = PluginHost(PluginSettings())
@@ -103,15 +165,20 @@ async def running_bridge(
     *,
     entry_points: bool = False,
     wait_connected: bool = True,
+    **timings: float,
 ) -> AsyncIterator[Bridge]:
-    """A started bridge (connected to Mews unless told not to wait), stopped on exit."""
-    bridge = Bridge(
-        settings,
-        plugin_host(plugins, entry_points=entry_points),
-        setup_retry_initial_s=0.05,
-        setup_retry_max_s=0.2,
-        stream_backoff_max_s=0.2,
-    )
+    """A started bridge (connected to Mews unless told not to wait), stopped on exit.
+
+    Its retry and back-off delays are short; ``timings`` sets others of :class:`Bridge`'s
+    (``journal_busy_timeout_s=0.5``, say).
+    """
+    quick = {
+        "setup_retry_initial_s": 0.05,
+        "setup_retry_max_s": 0.2,
+        "stream_backoff_max_s": 0.2,
+        "recovery_retry_s": 0.1,
+    }
+    bridge = Bridge(settings, plugin_host(plugins, entry_points=entry_points), **{**quick, **timings})
     await bridge.start()
     try:
         if wait_connected:

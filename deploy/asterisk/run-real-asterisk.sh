@@ -3,7 +3,8 @@
 # test_real_asterisk.py). Debian 12 has no Asterisk package, so it runs in a Debian sid chroot built
 # with mmdebstrap from the Debian mirror apt already uses on this machine. It runs the plugin's sample
 # dialplan and manager/CDR configuration from plugins/asterisk_pbx/docs/, with the trunk replaced by
-# a fake carrier in the dialplan ([fake-pstn]) so that calls need no SIP.
+# a fake carrier in the dialplan ([fake-pstn]) so that calls need no SIP, and fake room phones
+# ([fake-phones]) that answer wake-up calls or not.
 #
 #   run-real-asterisk.sh build    build the chroot unless it exists (needs root; ~2 min, ~350 MB)
 #   run-real-asterisk.sh start    build if needed, write the configuration, start Asterisk, wait for AMI
@@ -122,6 +123,8 @@ load => pbx_config.so
 load => app_dial.so
 load => app_stack.so
 load => app_playback.so
+load => app_userevent.so
+load => app_sayunixtime.so
 load => func_db.so
 load => func_cdr.so
 load => func_channel.so
@@ -163,6 +166,18 @@ exten => _X.,1,Ringing()
  same => n,Wait(1)
  same => n,Answer()
  same => n,Wait(${IF(${DB_EXISTS(test/talk)}?${DB_RESULT}:3)})
+ same => n,Hangup()
+
+[fake-phones]
+; Test room phones for wake-up calls (mews-bridge option wakeup.channel = Local/{extension}@fake-phones):
+; picked up after a second, unless DB(test/noanswer/<extension>) exists: then they only ring.
+exten => _X.,1,Ringing()
+ same => n,GotoIf(${DB_EXISTS(test/noanswer/${EXTEN})}?ring)
+ same => n,Wait(1)
+ same => n,Answer()
+ same => n,Wait(10)
+ same => n,Hangup()
+ same => n(ring),Wait(120)
  same => n,Hangup()
 EOF
 }

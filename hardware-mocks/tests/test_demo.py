@@ -22,12 +22,13 @@ async def test_the_demo_plays_the_day_and_ends_with_every_command_processed(tmp_
     assert process.returncode == 0, text + err.decode()
     table = text[text.index("Command ") :].splitlines()
     rows = [line for line in table[1:] if line.strip() and not line.startswith(("Written", " "))]
-    assert len(rows) == 7
+    assert len(rows) == 8
     refused = [row for row in rows if "No Post" in row]
     assert len(refused) == 1 and "Refused" in refused[0] and "Cashlist" in refused[0]
     assert all("Processed" in row for row in rows if row not in refused), rows
     assert "2 keys for room 101 (1 new, 1 copy)" in text
     assert "on Jana Horak's bill" in text
+    assert "Originate to PJSIP/201 at 07:00, prompt in 'cs': answered" in text
     assert "AstDB hotel/201: {'outside': '0'}" in text
     assert (tmp_path / "fiscal-export.zip").is_file()
     # The registration card went to the A4 printer, the fiscal receipts to the receipt printer.

@@ -60,7 +60,7 @@ async def test_a_raster_only_simulator_gets_pwg_raster(mews_simulator, ipp_simul
 
 
 async def test_a_stopped_simulator_ends_the_command_in_error(mews_simulator, ipp_simulator, tmp_path):
-    from mews_bridge_ipp_printer.protocol import IppPrinterState
+    from mews_bridge_ipp_printer.codec import IppPrinterState
 
     ipp_simulator.state = IppPrinterState.STOPPED
     ipp_simulator.reasons = ["paused"]

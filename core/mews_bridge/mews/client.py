@@ -64,8 +64,9 @@ _PAGES_TO_GROW = 5
 _UNKNOWN_OUTCOME_STATUSES = frozenset({408, 500, 502, 503, 504})
 _NOT_SENT_FAULTS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Network faults raised before a byte of the request left (DNS is a ConnectError in httpx)."""
-REPEATABLE_WRITES = frozenset({"commands/update"})
-"""Writes that leave Mews as they found it when they land twice: a command set to the same state."""
+REPEATABLE_WRITES = frozenset({"commands/update", "resources/update"})
+"""Writes that leave Mews as they found it when they land twice: a command or a room set to the same
+state."""
 
 
 def is_repeatable(operation: str) -> bool:
@@ -436,13 +437,21 @@ class MewsClient:
         return str(result["OrderId"])
 
     async def add_task(
-        self, name: str, description: str, *, deadline: datetime, service_order_id: str | None = None
+        self,
+        name: str,
+        description: str,
+        *,
+        deadline: datetime,
+        service_order_id: str | None = None,
+        department_id: str | None = None,
     ) -> str:
-        """Put a task in front of staff inside Mews and return its id. Not safe to repeat: after
-        :class:`MewsOutcomeUnknown` the task may exist."""
+        """Put a task in front of staff inside Mews (for ``department_id`` if given) and return its id.
+        Not safe to repeat: after :class:`MewsOutcomeUnknown` the task may exist."""
         parameters: dict[str, Any] = {"Name": name, "Description": description, "DeadlineUtc": _utc(deadline)}
         if service_order_id is not None:
             parameters["ServiceOrderId"] = service_order_id
+        if department_id is not None:
+            parameters["DepartmentId"] = department_id
         result = await self.call("tasks/add", parameters)
         return str(result["TaskId"])
 

@@ -10,7 +10,8 @@ What a driver's vendor needs to test it the way a hotel runs it, without the clo
         assert (final["State"], final["Notes"]) == ("Processed", None)
 
 The bridge is :func:`mews_bridge.testing.running_bridge` with quick retry timings; it is stopped when
-the test ends. ``example_command_data`` gives Mews-shaped ``Data`` for each device type.
+the test ends. ``async with bridge_harness.running() as bridge:`` starts it for a block instead (stop and
+start again to test a restart). ``example_command_data`` gives Mews-shaped ``Data`` for each device type.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from typing import Any
 
 import pytest_asyncio
 
-from mews_bridge import DeviceDriver
+from mews_bridge import DeviceDriver, Service, Settings
 from mews_bridge.bridge import Bridge
-from mews_bridge.testing import bridge_settings, device, running_bridge, wait_for_final_state
+from mews_bridge.testing import bridge_settings, device, running_bridge, service, wait_for_final_state
 
 from .mews import MewsSimulator
 
@@ -133,17 +134,41 @@ class BridgeHarness:
         self.bridge: Bridge | None = None
         """The running bridge (None before :meth:`start` and after :meth:`stop`)."""
         self._devices: list[dict[str, Any]] = []
+        self._services: list[dict[str, Any]] = []
         self._running: contextlib.AsyncExitStack | None = None
 
     def add_device(
-        self, name: str, driver: type[DeviceDriver[Any]], options: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        driver: type[DeviceDriver[Any]],
+        options: Mapping[str, Any] | None = None,
+        *,
+        mews_name: str | None = None,
+        identifier: str | None = None,
     ) -> str:
-        """Create a Mews device called ``name`` of the driver's type and a ``[[devices]]`` entry serving it
-        with ``driver`` and ``options``; return the Mews device Id."""
+        """Create a Mews device of the driver's type and a ``[[devices]]`` entry called ``name`` serving
+        it with ``driver`` and ``options``; return the Mews device Id. The Mews device is called
+        ``mews_name`` (``name`` by default) and has the ``identifier`` if given."""
         if self._running is not None:
             raise RuntimeError("add devices before start(): Mews would not announce this device's commands")
-        self._devices.append(device(name, name, driver.name, options))
-        return self.sim.add_device(name, driver.device_type)
+        self._devices.append(device(name, mews_name or name, driver.name, options))
+        return self.sim.add_device(mews_name or name, driver.device_type, identifier)
+
+    def change_device(self, name: str, options: Mapping[str, Any]) -> None:
+        """New ``options`` for the device called ``name``, from the next :meth:`start` (a setting fixed
+        between two runs)."""
+        if self._running is not None:
+            raise RuntimeError("change devices between runs: stop() the bridge first")
+        entry = next((e for e in self._devices if e["name"] == name), None)
+        if entry is None:
+            raise LookupError(f"no configured device called {name!r}")
+        entry["options"] = dict(options)
+
+    def add_service(self, name: str, cls: type[Service[Any]], options: Mapping[str, Any] | None = None) -> None:
+        """A ``[[services]]`` entry called ``name`` running ``cls`` with ``options``."""
+        if self._running is not None:
+            raise RuntimeError("add services before start()")
+        self._services.append(service(name, cls.name, options))
 
     async def start(
         self, plugins: Mapping[str, object] | None = None, *, bridge: Mapping[str, Any] | None = None
@@ -156,13 +181,31 @@ class BridgeHarness:
         """
         if self._running is not None:
             raise RuntimeError("the bridge is already running; stop() it first")
-        settings = bridge_settings(self.sim, self.state_dir, devices=self._devices, bridge=bridge)
+        settings = self.settings(bridge)
         stack = contextlib.AsyncExitStack()
         self.bridge = await stack.enter_async_context(
             running_bridge(settings, plugins, entry_points=plugins is None)
         )
         self._running = stack
         return self.bridge
+
+    def settings(self, bridge: Mapping[str, Any] | None = None) -> Settings:
+        """The settings :meth:`start` runs the bridge with (``write_settings_file`` makes them a file for
+        the command line)."""
+        return bridge_settings(
+            self.sim, self.state_dir, devices=self._devices, services=self._services, bridge=bridge
+        )
+
+    @contextlib.asynccontextmanager
+    async def running(
+        self, plugins: Mapping[str, object] | None = None, *, bridge: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[Bridge]:
+        """:meth:`start` for the block, :meth:`stop` after it."""
+        started = await self.start(plugins, bridge=bridge)
+        try:
+            yield started
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         """Stop the bridge as a shutdown does: running commands get ``shutdown_grace_s``, then are cut off."""

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from mews_bridge.testing import bridge_settings, service
+from mews_bridge_asterisk_pbx.service import AsteriskPbxService
 from mews_bridge_mocks.ami import AmiSimulator
 from mews_bridge_mocks.ami.fixtures import SECRET, USERNAME
 from mews_bridge_mocks.mews import MewsSimulator
@@ -58,8 +58,13 @@ def pbx_options(pbx, hotel):
 
 
 @pytest.fixture
-def settings(hotel, pbx_options, tmp_path):
-    """Bridge settings with the asterisk_pbx service as the only instance."""
-    return bridge_settings(
-        hotel, tmp_path / "state", services=[service(SERVICE_NAME, "asterisk_pbx", pbx_options)]
-    )
+def mews_simulator(hotel):
+    """The hotel is the Mews simulator ``bridge_harness`` wires the bridge to."""
+    return hotel
+
+
+@pytest.fixture
+def settings(bridge_harness, pbx_options):
+    """Bridge settings with the asterisk_pbx service as the only instance (``bridge_harness``'s)."""
+    bridge_harness.add_service(SERVICE_NAME, AsteriskPbxService, pbx_options)
+    return bridge_harness.settings()

@@ -9,52 +9,24 @@ from pathlib import Path
 import pytest
 
 from mews_bridge.settings import load_settings
-from mews_bridge.testing import run_cli, running_bridge, wait_for
+from mews_bridge.testing import (
+    run_cli,
+    running_bridge,
+    wait_for,
+    write_settings_file,
+)
+from mews_bridge_asterisk_pbx.service import AsteriskPbxService
 
 pytestmark = pytest.mark.timeout(30)
 
-CONFIG = """
-[mews]
-platform_url = "{platform}"
-websocket_url = "{websocket}"
-client_token = "{client_token}"
-access_token = "{access_token}"
-
-[bridge]
-state_dir = "{state}"
-
-[[services]]
-name = "Telephone exchange"
-service = "asterisk_pbx"
-[services.options]
-port = {port}
-username = "{username}"
-secret = "{secret}"
-service_id = "{service_id}"
-tariff = "{tariff}"
-timezone = "Europe/Warsaw"
-retry_max_s = 0.2
-[services.options.accounting_categories]
-international = "{international}"
-"""
-
 
 @pytest.fixture
-def config_file(tmp_path, hotel, pbx_options):
-    options = pbx_options
-    path = tmp_path / "config.toml"
-    path.write_text(
-        CONFIG.format(
-            platform=hotel.platform_url,
-            websocket=hotel.websocket_url,
-            client_token=hotel.client_token,
-            access_token=hotel.access_token,
-            state=tmp_path / "state",
-            international=options["accounting_categories"]["international"],
-            **options,
-        )
-    )
-    return str(path)
+def config_file(tmp_path, bridge_harness, pbx_options):
+    """A settings file with the service; of the call classes only international has its category."""
+    categories = {"international": pbx_options["accounting_categories"]["international"]}
+    options = {**pbx_options, "accounting_categories": categories}
+    bridge_harness.add_service("Telephone exchange", AsteriskPbxService, options)
+    return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))
 
 
 async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):
@@ -72,6 +44,7 @@ async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, p
     assert "Tariff classes without an accounting category: local, mobile, national, premium" in out
     local = hotel.accounting_category_id("Telephone local")
     assert f'  local = "{local}"  # Telephone local' in out
+    assert f"  {hotel.department_id('Reception')}  Reception\n" in out
     assert f"Asterisk: logged in at 127.0.0.1:{pbx.port} (AMI 11.0.0)" in out
     assert "s3cret" not in out + err
 
@@ -109,6 +82,7 @@ async def test_charges_lists_every_state(config_file, hotel, pbx):
     posted = next(line for line in lines if "posted" in line and "order" in line)
     assert "room 101" in posted and "Call to +44 20 7123 4567 (3 min 12 s)" in posted and "7.00 PLN" in posted
     assert "Anna Huber" in posted and hotel.orders[0]["Id"] in posted
+    assert posted.startswith(pbx.cdrs[0]["StartTime"] + "  ")  # property time (Warsaw), as the PBX wrote it
     assert any("room 102" in line and "refused" in line and "Cashlist" in line for line in lines)
     assert any("room 103" in line and "unassigned" in line for line in lines)
     assert lines[-1] == "posted: 1 (7.00 PLN); refused (No Post): 1 (2.50 PLN); unassigned: 1 (0.30 PLN)"

@@ -1,5 +1,6 @@
 """The service against a real Asterisk 22 running the sample dialplan (deploy/asterisk/
-run-real-asterisk.sh), with calls placed through AMI Originate on Local channels.
+run-real-asterisk.sh), with calls placed and codes dialled through AMI Originate on Local channels,
+and wake-up calls to fake room phones ([fake-phones]) that answer or not.
 
 Opt-in: runs only with ``MEWS_BRIDGE_REAL_ASTERISK=1`` (``.ci/real-asterisk`` sets it after starting
 Asterisk). Once opted in, an Asterisk that cannot be reached fails the test rather than skipping it.
@@ -7,6 +8,7 @@ Asterisk). Once opted in, an Asterisk that cannot be reached fails the test rath
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -99,3 +101,107 @@ async def _scenario(hotel, pbx_options, tmp_path, ami, cdrs):
     rated = next(c for c in cdrs if c.get("Room") == "101" and c.get("LastApplication") == "Dial")
     assert item["ExternalIdentifier"] == f"cdr-{rated['UniqueID']}-{rated['Sequence']}"
     assert sorted(c["state"] for c in charges.values()) == ["posted", "refused"]
+
+
+async def dial(ami: AmiClient, room: str, code: str) -> None:
+    """The room's phone dials ``code``; the ;2 half of the Local channel runs [from-rooms] as the handset."""
+    await originate(ami, room, code)
+
+
+async def consumed_replies(ami: AmiClient) -> bool:
+    """True once the dialplan has read and deleted every answer the bridge gave (DB_DELETE)."""
+    return not await ami.db_get_tree("hotel/reply")
+
+
+async def wait_until(check, what: str, timeout_s: float = GUARD_S) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def test_codes_and_wake_up_calls_through_a_real_asterisk(hotel, pbx_options, tmp_path):
+    ami = AmiClient("127.0.0.1", PORT, username="mewsbridge", secret=SECRET, events="user,call")
+    events: list[Message] = []
+    ami.subscribe(events.append, "UserEvent", "OriginateResponse")
+    await ami.connect()
+    try:
+        for family in ("hotel", "test"):
+            await ami.action("DBDelTree", {"Family": family}, check=False)
+        await ami.db_put("test/noanswer", "102", "1")  # the phone in 102 only rings
+        await _codes_and_wakeups(hotel, pbx_options, tmp_path, ami, events)
+    finally:
+        await ami.close()
+
+
+async def _codes_and_wakeups(hotel, pbx_options, tmp_path, ami, events):
+    anna = hotel.add_customer("Müller", "Anna", language_code="de-AT")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    franz = hotel.add_customer("Gruber", "Franz")
+    late_riser = hotel.add_reservation(franz, hotel.resource_id("102"), "Started")
+    hotel.set_resource_state(hotel.resource_id("103"), "Dirty")
+    options = {
+        **pbx_options,
+        "port": PORT,
+        "username": "mewsbridge",
+        "secret": SECRET,
+        "housekeeping": {"staff": {"Maria Novak": "4711"}},
+        "wakeup": {"channel": "Local/{extension}@fake-phones", "ring_s": 4, "retries": 0, "reception": "100"},
+    }
+    settings = bridge_settings(hotel, tmp_path / "state", services=[service("PBX", "asterisk_pbx", options)])
+
+    async with running_bridge(settings, entry_points=True) as bridge:
+        managed = bridge.instances[0]
+        await managed.wait_loaded()
+        wakeups = managed.instance._wakeups
+
+        # Room status: a housekeeper in 103, then a wrong PIN in 101.
+        await dial(ami, "103", "*52*4711*1")
+        await wait_for(
+            lambda: hotel.resources[hotel.resource_id("103")]["State"] == "Clean", GUARD_S, "103 clean"
+        )
+        await dial(ami, "101", "*52*1234*3")
+
+        def codes() -> list[Message]:
+            return [e for e in events if e.get("UserEvent") == "HotelCode"]
+
+        await wait_for(lambda: len(codes()) == 2, GUARD_S, "both codes handed to the bridge")
+        await wait_until(lambda: consumed_replies(ami), "the dialplan to take the answers")
+        assert [(e["Room"], e["Code"]) for e in codes()] == [("103", "*52*4711*1"), ("101", "*52*1234*3")]
+        assert len(hotel.calls_to("resources/update")) == 1
+        assert hotel.resources[hotel.resource_id("101")]["State"] == "Clean"
+
+        # Wake-up calls from both rooms; the scheduler's clock jumps to the time instead of waiting.
+        await dial(ami, "101", "*55*0630")
+        await dial(ami, "102", "*55*0630")
+        await wait_for(lambda: len(wakeups.records) == 2, GUARD_S, "two wake-up calls set")
+        await wait_until(lambda: consumed_replies(ami), "the dialplan to take the answers")
+        due = max(r.due_utc for r in wakeups.records)
+        wakeups.clock = lambda: due + timedelta(seconds=1)
+        wakeups.poke()
+        expected = {"101": "answered", "102": "unanswered"}
+        await wait_for(
+            lambda: {r.room: r.state for r in wakeups.records} == expected, GUARD_S, "one answered, one not"
+        )
+        await wait_for(lambda: hotel.tasks, GUARD_S, "the Mews task")
+        await wait_for(lambda: len(_originate_responses(events)) == 3, GUARD_S, "the reception call")
+
+    [task] = hotel.tasks
+    assert task["Name"] == "Wake-up call for room 102 at 06:30 not answered"
+    assert task["ServiceOrderId"] == late_riser
+    outcomes = {
+        re.sub(r"-[0-9a-f]+;\d$", "", e["Channel"]): e["Response"] for e in _originate_responses(events)
+    }
+    assert outcomes == {
+        "Local/101@fake-phones": "Success",
+        "Local/102@fake-phones": "Failure",
+        "Local/100@fake-phones": "Success",
+    }
+    assert await ami.db_get_tree("hotel/wakeup") == {}  # the answered mark was read and removed
+
+
+def _originate_responses(events: list[Message]) -> list[Message]:
+    """The outcomes of the bridge's wake-up calls (the test's own Originates are not among them)."""
+    return [e for e in events if e.name == "OriginateResponse" and (e.action_id or "").startswith("wakeup-")]

@@ -142,7 +142,12 @@ async def test_a_call_is_charged_to_whoever_held_the_room_when_it_started(pbx, h
     async with bridge_with_pbx(settings) as bridge:
         before_move = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(seconds=30)
         hotel.move_reservation(reservation, hotel.resource_id("102"))
-        await wait_for(lambda: astdb_room(pbx, "101") == {"outside": "0"}, what="the move")
+        # Both rooms: 102 reads {"outside": "0"} before the move too, so the check-out below could
+        # otherwise seem done before it was.
+        await wait_for(
+            lambda: astdb_room(pbx, "101") == {"outside": "0"} and astdb_room(pbx, "102").get("outside") == "1",
+            what="the move",
+        )
         # The CDR of a call from the old room, begun before the move, ends after it.
         await pbx.place_call("101", "221234567", billsec=40, start=before_move)
         during_stay = datetime.now(pbx.timezone).replace(microsecond=0, tzinfo=None) - timedelta(seconds=2)
@@ -469,3 +474,19 @@ async def test_only_a_failed_charge_can_be_retried_and_it_is_posted_once(pbx, ho
     assert len(hotel.orders) == 1
     assert book.lines == [] and book.counts["posted"] == 1
     assert book.since_start == {"failed": 1, "posted": 1}
+
+
+async def test_a_retry_while_the_staff_task_is_being_added_is_not_undone(pbx, hotel, settings):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with bridge_with_pbx(settings) as bridge:
+        service = bridge.instances[0].instance
+        hotel.faults.fail_operation("orders/add", times=1, status=400, message="Invalid ServiceId.")
+        hotel.faults.latency_s = 0.3  # the task for the front desk is still on its way when staff retry
+        call = await pbx.place_call("101", "00442071234567", billsec=60)
+        failed = await wait_for_charge(bridge, call, "failed")
+        assert not hotel.calls_to("tasks/add")
+        await service.retry_charge(failed["key"])
+        posted = await wait_for_charge(bridge, call, "posted")
+    assert len(hotel.orders) == 1
+    assert posted["task"] and len(hotel.calls_to("tasks/add")) == 1

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mews_bridge_asterisk_pbx.tariff import Tariff, TariffError, format_number
+from mews_bridge_asterisk_pbx.tariff import Tariff, TariffError
 
 SAMPLE = Path(__file__).parents[1] / "docs" / "tariff.sample.toml"
 
@@ -13,13 +13,14 @@ def warsaw() -> Tariff:
     return Tariff.load(SAMPLE)
 
 
-def tariff(classes: dict, prefixes: dict | None = None, **numbering) -> Tariff:
+def tariff(classes: dict, prefixes: dict | None = None, free: dict | None = None, **numbering) -> Tariff:
     return Tariff.from_dict(
         {
             "currency": "EUR",
             "numbering": {"country_code": "49", **numbering},
             "classes": classes,
-            "prefixes": prefixes or {"+": "any"},
+            "prefixes": prefixes or {"+": "any" if "any" in classes else next(iter(classes))},
+            "free": free or {},
         }
     )
 
@@ -199,23 +200,45 @@ def test_what_is_not_a_phone_number(warsaw, dialled):
 
 
 @pytest.mark.parametrize(
-    ("number", "shown"),
+    ("number", "shown", "kind"),
     [
-        ("+48221234567", "+48 22 123 45 67"),
-        ("+442071234567", "+44 20 7123 4567"),
-        ("+12125550123", "+1 212 555 0123"),
-        ("+4930123456", "+49 30 123 456"),
-        ("+420212345678", "+420 21 234 56 78"),
-        ("+3531234", "+353 12 34"),
+        ("+43316123456", "+43 316 123456", "fixed"),  # Graz: a three-digit area code
+        ("+436641234567", "+43 664 1234567", "mobile"),
+        ("+43900123456", "+43 900 123456", "premium"),
+        ("+48221234567", "+48 22 123 45 67", "fixed"),
+        ("+48501234567", "+48 501 234 567", "mobile"),
+        ("+48800123456", "+48 800 123 456", "toll-free"),
+        ("+442071234567", "+44 20 7123 4567", "fixed"),
+        ("+447911123456", "+44 7911 123456", "mobile"),
+        ("+12125550123", "+1 212-555-0123", "fixed"),
+        ("+4930123456", "+49 30 123456", "fixed"),
+        ("+4420", "+44 20", "unknown"),
     ],
 )
-def test_display_format(number, shown):
-    assert format_number(number) == shown
+def test_numbers_as_their_country_writes_them_and_their_type(number, shown, kind):
+    assert Tariff.display(number) == shown
+    assert Tariff.number_type(number) == kind
 
 
-def test_display_uses_the_hotels_area_code():
-    assert format_number("+441611234567", "44", "161") == "+44 161 123 45 67"
-    assert format_number("+441611234567") == "+44 16 1123 4567"
+def test_a_tariff_prices_by_number_type_as_well_as_by_prefix():
+    rates = tariff(
+        {"fixed": {"per_minute": "0.10"}, "mobile": {"per_minute": "0.50"}, "abroad": {"per_minute": "2"}},
+        prefixes={"+": "abroad", "+43": "fixed", "+43 mobile": "mobile", "+43 premium": "abroad", "+43699": "fixed"},
+        country_code="43",
+        area_code="316",
+        local_number_length=7,
+    )
+    assert rates.rate("123456", 60).call_class == "fixed"  # local Graz number
+    assert rates.rate("06641234567", 60).call_class == "mobile"
+    assert rates.rate("0900123456", 60).call_class == "abroad"
+    assert rates.rate("069912345678", 60).call_class == "fixed"  # a longer plain prefix wins
+    assert rates.rate("00447911123456", 60).call_class == "abroad"  # a mobile, but not in Austria
+    rating = rates.rate("0316123456", 60)
+    assert (rating.display, rating.number_type) == ("+43 316 123456", "fixed")
+    free = tariff({"x": {"per_minute": "1"}}, free={"types": ["toll-free"]}, country_code="48").rate("800123456", 60)
+    assert (free.amount, free.free_reason) == (Decimal(0), "toll-free")
+    with pytest.raises(TariffError, match="'cell' is not a number type"):
+        tariff({"x": {"per_minute": "1"}}, prefixes={"+43 cell": "x"})
 
 
 def test_rating_carries_the_display_form(warsaw):

@@ -4,7 +4,6 @@ what it takes to compare the receipts the simulator cuts with the pages the driv
 from __future__ import annotations
 
 import base64
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +12,9 @@ import pytest
 import pytest_asyncio
 from PIL import Image, ImageChops
 
-from mews_bridge import CommandJob, InstanceContext
+from mews_bridge import CommandJob
 from mews_bridge.mews.models import DeviceCommand, PrinterData
+from mews_bridge.testing import instance_context
 from mews_bridge_escpos_printer.driver import EscposPrinterDriver
 from mews_bridge_escpos_printer.options import Options
 from mews_bridge_escpos_printer.raster import RasterSettings, open_document
@@ -82,16 +82,7 @@ async def make_driver(tmp_path) -> AsyncIterator[Callable[..., Awaitable[EscposP
     drivers: list[EscposPrinterDriver] = []
 
     async def factory(connection: str, *, setup: bool = True, **options: Any) -> EscposPrinterDriver:
-        context = InstanceContext(
-            name=PRINTER_NAME,
-            state_dir=tmp_path / "state",
-            mews=None,  # type: ignore[arg-type]
-            events=None,  # type: ignore[arg-type]
-            store=None,  # type: ignore[arg-type]
-            devices=None,  # type: ignore[arg-type]
-            logger=logging.getLogger("test.escpos_printer"),
-            _enterprise=None,  # type: ignore[arg-type]
-        )
+        context = instance_context(tmp_path / "state", PRINTER_NAME)
         driver = EscposPrinterDriver(context, Options(connection=connection, **options))
         if setup:
             await driver.setup()

@@ -8,7 +8,8 @@ import base64
 
 import pytest
 
-from mews_bridge.testing import bridge_settings, device, running_bridge, wait_for_final_state
+from mews_bridge.testing import wait_for_final_state
+from mews_bridge_escpos_printer.driver import EscposPrinterDriver
 
 NAME = "Reception printer"
 MEWS_NAME = "Reception receipt printer"
@@ -19,34 +20,21 @@ def b64(raw: bytes) -> str:
 
 
 @pytest.fixture
-def printer_id(mews_simulator):
-    # Mews announces commands only for devices that existed when the bridge's socket connected.
-    return mews_simulator.add_device(MEWS_NAME, "Printer")
+def add_printer(bridge_harness, printer_simulator):
+    """``add_printer(**options)``: the printer on its simulator, in Mews and in the settings; its Mews Id."""
 
+    def add(**options):
+        options = {"connection": printer_simulator.url, "profile": "TM-T20II", **options}
+        return bridge_harness.add_device(NAME, EscposPrinterDriver, options, mews_name=MEWS_NAME)
 
-@pytest.fixture
-def settings(mews_simulator, printer_simulator, printer_id, tmp_path):
-    def make(**options):
-        return bridge_settings(
-            mews_simulator,
-            tmp_path / "state",
-            devices=[
-                device(
-                    NAME,
-                    MEWS_NAME,
-                    "escpos_printer",
-                    {"connection": printer_simulator.url, "profile": "TM-T20II", **options},
-                )
-            ],
-        )
-
-    return make
+    return add
 
 
 async def test_multi_page_pdf_prints_every_copy_as_rasterised_with_progress_per_page(
-    mews_simulator, printer_simulator, printer_id, settings, sample_pdf, raster
+    mews_simulator, printer_simulator, bridge_harness, add_printer, sample_pdf, raster
 ):
-    async with running_bridge(settings(), entry_points=True):
+    printer_id = add_printer()
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, b64(sample_pdf), copy_count=2)
         final = await wait_for_final_state(mews_simulator, command_id)
 
@@ -80,8 +68,8 @@ async def test_multi_page_pdf_prints_every_copy_as_rasterised_with_progress_per_
 async def test_a_printer_fault_ends_in_error_naming_the_printer_and_the_next_command_prints(
     mews_simulator,
     printer_simulator,
-    printer_id,
-    settings,
+    bridge_harness,
+    add_printer,
     sample_pdf,
     raster,
     attribute,
@@ -89,7 +77,8 @@ async def test_a_printer_fault_ends_in_error_naming_the_printer_and_the_next_com
     healed,
     notes,
 ):
-    async with running_bridge(settings(timeout_s=0.5), entry_points=True) as bridge:
+    printer_id = add_printer(timeout_s=0.5)
+    async with bridge_harness.running() as bridge:
         await bridge.instances[0].wait_loaded()  # the printer answered at set-up
         setattr(printer_simulator, attribute, fault)
         failed = await wait_for_final_state(
@@ -108,13 +97,14 @@ async def test_a_printer_fault_ends_in_error_naming_the_printer_and_the_next_com
 
 
 async def test_bad_documents_end_in_error_with_a_clear_note_and_the_next_command_prints(
-    mews_simulator, printer_simulator, printer_id, settings, sample_pdf
+    mews_simulator, printer_simulator, bridge_harness, add_printer, sample_pdf
 ):
     bad = {
         "not base64!!": "the document data is not valid base64",
         b64(b"PK\x03\x04 a zipped Word document"): "the PDF cannot be opened (it is damaged)",
     }
-    async with running_bridge(settings(), entry_points=True):
+    printer_id = add_printer()
+    async with bridge_harness.running():
         rejected = {mews_simulator.add_printer_command(printer_id, data): note for data, note in bad.items()}
         word = mews_simulator.add_command(
             printer_id, {"CopyCount": 1, "FileType": "application/msword", "FileData": b64(b"PK\x03\x04")}
@@ -136,9 +126,10 @@ async def test_bad_documents_end_in_error_with_a_clear_note_and_the_next_command
 
 
 async def test_too_many_copies_are_refused_and_nothing_is_printed(
-    mews_simulator, printer_simulator, printer_id, settings, sample_pdf
+    mews_simulator, printer_simulator, bridge_harness, add_printer, sample_pdf
 ):
-    async with running_bridge(settings(), entry_points=True):
+    printer_id = add_printer()
+    async with bridge_harness.running():
         many = mews_simulator.add_printer_command(printer_id, b64(sample_pdf), copy_count=6)
         refused = await wait_for_final_state(mews_simulator, many)
         five = await wait_for_final_state(
@@ -153,10 +144,11 @@ async def test_too_many_copies_are_refused_and_nothing_is_printed(
 
 
 async def test_paper_near_end_is_a_warning_on_a_processed_command(
-    mews_simulator, printer_simulator, printer_id, settings, sample_pdf
+    mews_simulator, printer_simulator, bridge_harness, add_printer, sample_pdf
 ):
     printer_simulator.status = "paper_near_end"
-    async with running_bridge(settings(), entry_points=True):
+    printer_id = add_printer()
+    async with bridge_harness.running():
         final = await wait_for_final_state(
             mews_simulator, mews_simulator.add_printer_command(printer_id, b64(sample_pdf))
         )
@@ -166,8 +158,9 @@ async def test_paper_near_end_is_a_warning_on_a_processed_command(
     assert len(printer_simulator.receipts) == 1
 
 
-async def test_between_jobs_the_printer_is_asked_how_it_is(printer_simulator, settings):
-    async with running_bridge(settings(status_poll_s=0.05, timeout_s=0.5), entry_points=True) as bridge:
+async def test_between_jobs_the_printer_is_asked_how_it_is(printer_simulator, bridge_harness, add_printer):
+    add_printer(status_poll_s=0.05, timeout_s=0.5)
+    async with bridge_harness.running() as bridge:
         managed = bridge.instances[0]
         await managed.wait_loaded()
 

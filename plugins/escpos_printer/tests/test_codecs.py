@@ -7,7 +7,7 @@ from escpos import constants
 from escpos.printer import Dummy
 from PIL import Image
 
-from mews_bridge_escpos_printer import job, status
+from mews_bridge_escpos_printer import codec, status
 from mews_bridge_escpos_printer.status import PrinterStatus, StatusKind
 
 
@@ -73,36 +73,36 @@ def page() -> Image.Image:
 
 @pytest.mark.parametrize(
     ("mode", "impl", "fragment_height"),
-    [("raster", "bitImageRaster", job.FRAGMENT_ROWS), ("graphics", "graphics", job.FRAGMENT_ROWS)],
+    [("raster", "bitImageRaster", codec.FRAGMENT_ROWS), ("graphics", "graphics", codec.FRAGMENT_ROWS)],
 )
 def test_image_bytes_equal_python_escpos(page, mode, impl, fragment_height):
     printer = Dummy(profile="TM-T20II")
     printer.image(page, impl=impl, fragment_height=fragment_height)
-    assert job.encode_image(page, mode) == printer.output
+    assert codec.encode_image(page, mode) == printer.output
 
 
 def test_column_image_bytes_equal_python_escpos(page):
     # python-escpos pads every fragment to whole 24-dot strips; one fragment has nothing to pad.
     printer = Dummy(profile="TM-T20II")
     printer.image(page, impl="bitImageColumn", fragment_height=960)
-    assert job.encode_image(page, "column") == printer.output
+    assert codec.encode_image(page, "column") == printer.output
 
 
 def test_narrow_image_is_padded_to_whole_bytes_with_white():
     narrow = Image.new("1", (10, 2), 0)
-    data = job.encode_image(narrow, "raster")
+    data = codec.encode_image(narrow, "raster")
     assert data == b"\x1dv0\x00\x02\x00\x02\x00" + b"\xff\xc0" * 2
 
 
 def test_cuts_and_feeds_are_python_escpos_bytes():
-    assert job.encode_cut("full") == constants.PAPER_FULL_CUT
-    assert job.encode_cut("partial") == constants.PAPER_PART_CUT
-    assert job.encode_cut("none") == b""
-    assert job.encode_feed(4) == b"\x1bd\x04"
-    assert job.INIT == constants.HW_INIT
+    assert codec.encode_cut("full") == constants.PAPER_FULL_CUT
+    assert codec.encode_cut("partial") == constants.PAPER_PART_CUT
+    assert codec.encode_cut("none") == b""
+    assert codec.encode_feed(4) == b"\x1bd\x04"
+    assert codec.INIT == constants.HW_INIT
 
 
 def test_resync_outlasts_the_longest_image_fragment():
-    fill = job.resync(576)
+    fill = codec.resync(576)
     assert fill.endswith(constants.HW_INIT)
-    assert fill.count(0) >= 576 // 8 * job.FRAGMENT_ROWS
+    assert fill.count(0) >= 576 // 8 * codec.FRAGMENT_ROWS

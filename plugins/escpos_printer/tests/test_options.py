@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from mews_bridge_escpos_printer.job import load_model, printable_dots
+from mews_bridge_escpos_printer.codec import load_model, printable_dots
 from mews_bridge_escpos_printer.options import Options, parse_connection
 
 

@@ -8,10 +8,9 @@ import io
 import pytest
 from PIL import Image
 
+from mews_bridge import DocumentError, decode_file_data
 from mews_bridge_escpos_printer.raster import (
-    DocumentError,
     RasterSettings,
-    decode_file_data,
     media_type,
     open_document,
     to_bitmap,

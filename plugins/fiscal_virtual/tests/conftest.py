@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import email.parser
 import email.policy
-import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +18,7 @@ import pytest
 
 from mews_bridge import CommandFailed, CommandJob, InstanceContext, LocalDevices
 from mews_bridge.mews.models import Bill, DeviceCommand, OrderItem, Payment
+from mews_bridge.testing import instance_context
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 
 RKSV_OPTIONS: dict[str, Any] = {
@@ -228,15 +227,12 @@ class Harness:
                 raise self.enterprise
             return self.enterprise
 
-        return InstanceContext(
-            name=name,
-            state_dir=self.tmp_path / "instances" / name.lower(),
-            mews=self.mews,  # type: ignore[arg-type]
-            events=None,  # type: ignore[arg-type]
-            store=None,  # type: ignore[arg-type]
+        return instance_context(
+            self.tmp_path / "instances" / name.lower(),
+            name,
+            mews=self.mews,  # type: ignore[arg-type]  # a fake with the three reads the driver makes
             devices=self.devices,
-            logger=logging.getLogger(f"test.{name}"),
-            _enterprise=enterprise,  # type: ignore[arg-type]
+            enterprise=enterprise,
         )
 
     async def driver(self, name: str = "Fiscal", **overrides: Any) -> FiscalVirtualDriver:
@@ -251,11 +247,8 @@ class Harness:
 
     async def shutdown(self) -> None:
         for driver in self.drivers:
-            for task in list(driver.ctx._tasks):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await driver.unload()
+            await driver.ctx.close()
         self.drivers.clear()
 
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mews_bridge import CommandJob, InstanceContext, LocalDevices
+from mews_bridge import CommandJob, LocalDevices
 from mews_bridge.mews.models import DeviceCommand
+from mews_bridge.testing import instance_context
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.journal import Entry, JournalStore
 
@@ -47,16 +47,7 @@ def hang_before_commit() -> None:
 async def main(stage: str, state_dir: str, options: str, command: str, now: str) -> None:
     if stage == "commit":
         hang_before_commit()
-    ctx = InstanceContext(
-        name="Fiscal",
-        state_dir=Path(state_dir),
-        mews=None,  # type: ignore[arg-type]
-        events=None,  # type: ignore[arg-type]
-        store=None,  # type: ignore[arg-type]
-        devices=HangingPrinter(),
-        logger=logging.getLogger("child"),
-        _enterprise=None,  # type: ignore[arg-type]
-    )
+    ctx = instance_context(Path(state_dir), "Fiscal", devices=HangingPrinter())
     driver = FiscalVirtualDriver(ctx, FiscalVirtualDriver.Options.model_validate(json.loads(options)))
     moment = datetime.fromisoformat(now)
     driver.clock = lambda: moment

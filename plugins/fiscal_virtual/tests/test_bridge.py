@@ -24,6 +24,7 @@ from mews_bridge.testing import (
     wait_for_final_state,
     write_settings_file,
 )
+from mews_bridge_escpos_printer.driver import EscposPrinterDriver
 from mews_bridge_fiscal_virtual.driver import FiscalVirtualDriver
 from mews_bridge_fiscal_virtual.profiles.base import qr_string, short_code
 from mews_bridge_fiscal_virtual.register import FiscalRegister
@@ -49,40 +50,24 @@ NOTES = re.compile(r"^Receipt (AT-REG1-\d+) · code ([A-Za-z0-9_-]{11})")
 
 
 @pytest.fixture
-def fiscal_id(mews_simulator):
-    # Mews announces commands only for devices that existed when the bridge's socket connected.
-    return mews_simulator.add_device(FISCAL_MEWS, "FiscalMachine", identifier="fiscal-1")
+def printer_options() -> dict:
+    """Options of the receipt printer beyond its connection; a test parametrizes it to change them."""
+    return {}
 
 
 @pytest.fixture
-def state_dir(tmp_path):
-    return tmp_path / "state"
+def fiscal_id(bridge_harness, printer_simulator, printer_options):
+    """The fiscal machine and its receipt printer, in Mews and in the settings; the fiscal machine's Id."""
+    printer = {"connection": printer_simulator.url, "profile": "TM-T20II", **printer_options}
+    bridge_harness.add_device(PRINTER, EscposPrinterDriver, printer, mews_name=PRINTER_MEWS)
+    return bridge_harness.add_device(
+        FISCAL, FiscalVirtualDriver, FISCAL_OPTIONS, mews_name=FISCAL_MEWS, identifier="fiscal-1"
+    )
 
 
 @pytest.fixture
-def devices(printer_simulator):
-    """``[[devices]]``: the fiscal machine and its receipt printer (``printer`` options added)."""
-
-    def make(**printer):
-        return [
-            device(FISCAL, FISCAL_MEWS, "fiscal_virtual", FISCAL_OPTIONS),
-            device(
-                PRINTER,
-                PRINTER_MEWS,
-                "escpos_printer",
-                {"connection": printer_simulator.url, "profile": "TM-T20II", **printer},
-            ),
-        ]
-
-    return make
-
-
-@pytest.fixture
-def settings(mews_simulator, fiscal_id, devices, state_dir):
-    def make(printer=None, **bridge):
-        return bridge_settings(mews_simulator, state_dir, devices=devices(**(printer or {})), bridge=bridge)
-
-    return make
+def state_dir(bridge_harness):
+    return bridge_harness.state_dir
 
 
 @pytest.fixture
@@ -180,11 +165,11 @@ def read_qr(receipt):
 
 @pytest.mark.parametrize("shape", ["legacy Data", "2025-06-23"])
 async def test_a_closed_bill_becomes_a_signed_receipt_acknowledged_in_mews_and_printed_with_its_qr_code(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, shape
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill, shape
 ):
     sim = mews_simulator
     bill_id = paid_bill()
-    async with running_bridge(settings(), entry_points=True):
+    async with bridge_harness.running():
         command_id = (
             sim.add_fiscal_command(fiscal_id, bill_id)
             if shape == "legacy Data"
@@ -242,10 +227,10 @@ async def test_a_58_mm_roll_gets_a_32_column_receipt_with_long_names_wrapped_and
     bill_id = sim.add_bill(guest, items=items, payments=[BillPayment(252)])
     fiscal = {**FISCAL_OPTIONS, "paper_width_mm": 58, "receipt_footer": ["Danke für Ihren Besuch!"]}
     async with PrinterSimulator(tmp_path / "roll-58", dots=384) as printer:
-        printer_options = {"connection": printer.url, "profile": "TM-T20II", "paper_width_mm": 58}
+        narrow = {"connection": printer.url, "profile": "TM-T20II", "paper_width_mm": 58}
         devices = [
             device(FISCAL, FISCAL_MEWS, "fiscal_virtual", fiscal),
-            device(PRINTER, PRINTER_MEWS, "escpos_printer", printer_options),
+            device(PRINTER, PRINTER_MEWS, "escpos_printer", narrow),
         ]
         async with running_bridge(bridge_settings(sim, state_dir, devices=devices), entry_points=True):
             final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, bill_id))
@@ -277,11 +262,11 @@ async def test_a_58_mm_roll_gets_a_32_column_receipt_with_long_names_wrapped_and
 
 
 async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes_a_second_receipt(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill
 ):
     sim = mews_simulator
     bill_id = paid_bill()
-    async with running_bridge(settings(), entry_points=True) as bridge:
+    async with bridge_harness.running() as bridge:
         first = sim.add_fiscal_command(fiscal_id, bill_id)
         event = {"Type": "DeviceCommand", "Id": first, "State": "Pending"}
         await sim.push_events([event, event])
@@ -299,11 +284,11 @@ async def test_a_redelivered_command_or_another_command_for_the_bill_never_makes
 
 
 async def test_a_restart_between_signing_and_printing_prints_the_receipt_once_marked_copy(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill
 ):
     sim = mews_simulator
     bill_id = paid_bill()
-    async with running_bridge(settings(shutdown_grace_s=0), entry_points=True) as bridge:
+    async with bridge_harness.running(bridge={"shutdown_grace_s": 0}) as bridge:
         await start_receipt_printed(bridge, printer_simulator)
         printer_simulator.silent = True  # the receipt is signed, then printing hangs
         command_id = sim.add_fiscal_command(fiscal_id, bill_id)
@@ -315,7 +300,7 @@ async def test_a_restart_between_signing_and_printing_prints_the_receipt_once_ma
         assert register.store.print_job(signed.seq).state == "printing"
 
     printer_simulator.silent = False
-    async with running_bridge(settings(), entry_points=True):
+    async with bridge_harness.running():
         final = await wait_for_final_state(sim, command_id)
         await printer_simulator.wait_for_receipts(2)
         with fiscal_journal(state_dir) as register:
@@ -333,12 +318,12 @@ async def test_a_restart_between_signing_and_printing_prints_the_receipt_once_ma
 
 
 async def test_receipts_a_printer_could_not_print_come_out_marked_copy_once_it_works_again(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, monkeypatch
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill, monkeypatch
 ):
     monkeypatch.setattr(FiscalVirtualDriver, "print_retry_s", 0.2)
     sim = mews_simulator
     printer_simulator.status = "paper_out"
-    async with running_bridge(settings(), entry_points=True) as bridge:
+    async with bridge_harness.running() as bridge:
         final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
         diagnostics = await instance(bridge, FISCAL).driver.diagnostics()
         printer_simulator.status = "online"  # a new roll
@@ -363,7 +348,7 @@ async def test_receipts_a_printer_could_not_print_come_out_marked_copy_once_it_w
     ],
 )
 async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_leaves_no_receipt(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, problem
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill, problem
 ):
     sim = mews_simulator
     add_command = sim.add_fiscal_command
@@ -409,7 +394,7 @@ async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_lea
             f"Bill {sim.bill(bill_id)['Number']} does not balance: "
             "its items total 17.50 EUR but its payments 15.00 EUR."
         )
-    async with running_bridge(settings(), entry_points=True):
+    async with bridge_harness.running():
         refused = await wait_for_final_state(sim, add_command(fiscal_id, bill_id))
         after = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
 
@@ -423,8 +408,9 @@ async def test_a_bill_that_cannot_be_fiscalised_ends_in_error_saying_why_and_lea
 
 
 @pytest.mark.parametrize("fault", ["paper out", "not reachable"])
+@pytest.mark.parametrize("printer_options", [{"timeout_s": 0.2}])
 async def test_a_receipt_printer_that_fails_is_a_warning_in_the_notes_and_the_receipt_stays(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, fault
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill, fault
 ):
     sim = mews_simulator
     if fault == "paper out":
@@ -433,7 +419,7 @@ async def test_a_receipt_printer_that_fails_is_a_warning_in_the_notes_and_the_re
     else:
         printer_simulator.silent = True
         warning = f"{PRINTER} is not available: {PRINTER} is not reachable at {printer_simulator.url}:"
-    async with running_bridge(settings(printer={"timeout_s": 0.2}), entry_points=True):
+    async with bridge_harness.running():
         final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
 
     assert final["State"] == "Processed"
@@ -446,11 +432,11 @@ async def test_a_receipt_printer_that_fails_is_a_warning_in_the_notes_and_the_re
 
 
 async def test_a_bridge_running_one_device_at_a_time_still_prints_each_receipt(
-    mews_simulator, printer_simulator, fiscal_id, settings, paid_bill
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, paid_bill
 ):
     sim = mews_simulator
     # The fiscal machine waits for its printer while it holds the only place to run.
-    async with running_bridge(settings(max_parallel_devices=1), entry_points=True):
+    async with bridge_harness.running(bridge={"max_parallel_devices": 1}):
         final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
 
     assert final["State"] == "Processed"
@@ -459,13 +445,13 @@ async def test_a_bridge_running_one_device_at_a_time_still_prints_each_receipt(
 
 
 async def test_cancelling_a_command_whose_receipt_waits_for_the_printer_keeps_the_receipt_and_the_printer(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill
 ):
     sim = mews_simulator
     printer_id = sim.add_device(PRINTER_MEWS, "Printer")
     card = base64.b64encode(registration_card_pdf(pages=1)).decode()
     bill_id = paid_bill()
-    async with running_bridge(settings(), entry_points=True) as bridge:
+    async with bridge_harness.running() as bridge:
         await start_receipt_printed(bridge, printer_simulator)
         printer_simulator.silent = True  # a registration card is printing, slowly
         printing = sim.add_printer_command(printer_id, card)
@@ -518,15 +504,17 @@ def tampered(export, command_id):
 
 
 async def test_the_journal_exports_and_verifies_from_the_command_line_and_tampering_is_named(
-    mews_simulator, fiscal_id, settings, devices, state_dir, paid_bill, tmp_path
+    mews_simulator, fiscal_id, bridge_harness, state_dir, paid_bill, tmp_path
 ):
     sim = mews_simulator
-    async with running_bridge(settings(), entry_points=True):
+    async with bridge_harness.running():
         finals = [
             await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill())) for _ in range(2)
         ]
     assert [final["State"] for final in finals] == ["Processed", "Processed"]
-    config = write_settings_file(settings(), tmp_path / "config.toml")  # what the bridge ran with
+    config = write_settings_file(
+        bridge_harness.settings(), tmp_path / "config.toml"
+    )  # what the bridge ran with
     export = tmp_path / "fiscal-export.zip"
 
     exported = await run_cli("--config", config, "fiscal", "export", "-o", export)
@@ -544,11 +532,11 @@ async def test_the_journal_exports_and_verifies_from_the_command_line_and_tamper
 
 
 async def test_a_reprint_and_a_daily_closing_from_the_command_line_are_printed_by_the_running_bridge(
-    mews_simulator, printer_simulator, fiscal_id, settings, state_dir, paid_bill, tmp_path
+    mews_simulator, printer_simulator, fiscal_id, bridge_harness, state_dir, paid_bill, tmp_path
 ):
     sim = mews_simulator
-    config = write_settings_file(settings(), tmp_path / "config.toml")
-    async with running_bridge(settings(), entry_points=True):
+    config = write_settings_file(bridge_harness.settings(), tmp_path / "config.toml")
+    async with bridge_harness.running():
         final = await wait_for_final_state(sim, sim.add_fiscal_command(fiscal_id, paid_bill()))
         number = NOTES.match(final["Notes"]).group(1)
         await printer_simulator.wait_for_receipts(2)

@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner
 
+from mews_bridge import Settings
 from mews_bridge.bridge import instance_state_dir
+from mews_bridge.testing import device, write_settings_file
 from mews_bridge_fiscal_virtual.cli import fiscal
 from mews_bridge_fiscal_virtual.export import write_export
 from mews_bridge_fiscal_virtual.journal import compute_entry_hash
@@ -357,24 +359,12 @@ def test_cli_finds_the_device_from_bridge_settings(journal, tmp_path, cli_clock)
     assert target == bridge_dir / "instances" / "fiscal-printer-1"
     target.parent.mkdir(parents=True)
     journal.register.store.path.parent.rename(target)
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[mews]
-client_token = "CT-123456"
-access_token = "AT-123456"
-[bridge]
-state_dir = "{bridge_dir}"
-[[devices]]
-name = "Fiscal Printer #1"
-mews_device = "Fiscal 1"
-driver = "fiscal_virtual"
-[[devices]]
-name = "P"
-mews_device = "Printer 1"
-driver = "escpos"
-"""
+    settings = Settings(
+        mews={"client_token": "CT-123456", "access_token": "AT-123456"},
+        bridge={"state_dir": bridge_dir},
+        devices=[device("Fiscal Printer #1", "Fiscal 1", "fiscal_virtual"), device("P", "Printer 1", "escpos")],
     )
+    config = write_settings_file(settings, tmp_path / "config.toml")
     result = CliRunner().invoke(main, ["--config", str(config), "fiscal", "z-report"])
     assert result.exit_code == 0 and "Nothing to close" in result.output, result.output
     result = CliRunner().invoke(main, ["--config", str(config), "fiscal", "z-report", "--device", "Other"])

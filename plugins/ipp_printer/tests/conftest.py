@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mews_bridge.testing import bridge_settings, device
+from mews_bridge_ipp_printer.driver import IppPrinterDriver
 from mews_bridge_mocks.escpos.samples import registration_card_pdf
 from mews_bridge_mocks.ipp.fixtures import dns_sd, ippeveprinter  # noqa: F401 - fixtures, used by name
 
@@ -21,21 +21,31 @@ def _no_leaks(verify_cleanup, verify_no_lingering_tasks):
     """Every test fails if it leaves tasks, threads or sockets behind."""
 
 
-@pytest.fixture
-def printer_id(mews_simulator) -> str:
-    # Mews announces commands only for devices that existed when the bridge's socket connected.
-    return mews_simulator.add_device(MEWS_NAME, "Printer")
+def printer_options(uri: str, **options: Any) -> dict[str, Any]:
+    """The printer's options with timings quick enough for tests."""
+    return {"uri": uri, "poll_interval_s": 0.05, "timeout_s": 5, "stalled_after_s": 0.5, **options}
 
 
 @pytest.fixture
-def settings(mews_simulator, printer_id, tmp_path) -> Callable[..., Any]:
-    def make(uri: str, **options: Any) -> Any:
-        options = {"uri": uri, "poll_interval_s": 0.05, "timeout_s": 5, "stalled_after_s": 0.5, **options}
-        return bridge_settings(
-            mews_simulator, tmp_path / "state", devices=[device(NAME, MEWS_NAME, "ipp_printer", options)]
+def add_printer(bridge_harness) -> Callable[..., str]:
+    """``add_printer(uri, **options)``: the printer in Mews and in the settings; its Mews Id."""
+
+    def add(uri: str, **options: Any) -> str:
+        return bridge_harness.add_device(
+            NAME, IppPrinterDriver, printer_options(uri, **options), mews_name=MEWS_NAME
         )
 
-    return make
+    return add
+
+
+@pytest.fixture
+def change_printer(bridge_harness) -> Callable[..., None]:
+    """``change_printer(uri, **options)``: other options for the printer from the next start."""
+
+    def change(uri: str, **options: Any) -> None:
+        bridge_harness.change_device(NAME, printer_options(uri, **options))
+
+    return change
 
 
 @pytest.fixture(scope="session")

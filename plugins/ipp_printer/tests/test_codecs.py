@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw
 
 from mews_bridge_ipp_printer import pwg
+from mews_bridge_ipp_printer.codec import IppOperation, IppTag, decode, request, response
 from mews_bridge_ipp_printer.document import Media
-from mews_bridge_ipp_printer.protocol import IppOperation, IppTag, decode, request, response
 from mews_bridge_ipp_printer.status import PrinterState
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from mews_bridge.testing import running_bridge, wait_for_final_state
+from mews_bridge.testing import wait_for_final_state
 
 NAME = "Office printer"
 
 
 async def test_a_cups_queue_prints_and_a_stopped_queue_ends_the_command_in_error(
-    mews_simulator, printer_id, settings, ippeveprinter, cups_server, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, cups_server, card_pdf, encode
 ):
     printer = ippeveprinter()
     queue = cups_server.add_queue("Reception", printer.uri)
-    async with running_bridge(settings(queue), entry_points=True):
+    printer_id = add_printer(queue)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf), copy_count=2)
         final = await wait_for_final_state(mews_simulator, command_id, 60)
         assert (final["State"], final["Notes"]) == ("Processed", None)

@@ -8,16 +8,17 @@ import asyncio
 
 import pytest
 
-from mews_bridge.testing import running_bridge, wait_for, wait_for_final_state
+from mews_bridge.testing import wait_for, wait_for_final_state
 
 NAME = "Office printer"
 
 
 async def test_a_pdf_is_sent_as_it_is_and_the_command_ends_when_the_job_completed(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
-    async with running_bridge(settings(printer.uri), entry_points=True) as bridge:
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running() as bridge:
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         final = await wait_for_final_state(mews_simulator, command_id, 20)
         (diagnostics,) = [item["instance"] for item in (await bridge.diagnostics())["instances"]]
@@ -39,10 +40,11 @@ async def test_a_pdf_is_sent_as_it_is_and_the_command_ends_when_the_job_complete
 
 
 async def test_two_copies_are_one_job_the_printer_copies(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf), copy_count=2)
         final = await wait_for_final_state(mews_simulator, command_id, 20)
 
@@ -55,10 +57,11 @@ async def test_two_copies_are_one_job_the_printer_copies(
     ("formats", "expected"), [("image/pwg-raster", "image/pwg-raster"), ("image/jpeg", "image/jpeg")]
 )
 async def test_a_printer_without_pdf_gets_pages_rasterised_to_a_format_it_lists(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode, formats, expected
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode, formats, expected
 ):
     printer = ippeveprinter(formats=formats)
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf), copy_count=2)
         final = await wait_for_final_state(mews_simulator, command_id, 60)
 
@@ -76,11 +79,12 @@ async def test_a_printer_without_pdf_gets_pages_rasterised_to_a_format_it_lists(
 
 
 async def test_out_of_paper_ends_in_error_and_the_waiting_job_is_cancelled(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
     printer.set_paper(0)
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         final = await wait_for_final_state(mews_simulator, command_id, 20)
         assert final["State"] == "Error"
@@ -97,11 +101,12 @@ async def test_out_of_paper_ends_in_error_and_the_waiting_job_is_cancelled(
 
 
 async def test_low_toner_is_a_warning_in_the_notes_of_a_printed_command(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
     printer.set_toner(5)
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         final = await wait_for_final_state(mews_simulator, command_id, 20)
     assert (final["State"], final["Notes"]) == (
@@ -111,11 +116,12 @@ async def test_low_toner_is_a_warning_in_the_notes_of_a_printed_command(
 
 
 async def test_empty_toner_stops_the_command_before_anything_is_sent(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
     printer.set_toner(0)
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         final = await wait_for_final_state(mews_simulator, command_id, 20)
     assert final["State"] == "Error"
@@ -124,11 +130,12 @@ async def test_empty_toner_stops_the_command_before_anything_is_sent(
 
 
 async def test_cancelling_in_mews_cancels_the_job_on_the_printer(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
     printer.hold()  # the engine stops after the first page
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    printer_id = add_printer(printer.uri)
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         await wait_for(printer.results, 20, "the job to reach the printer")
         await wait_for(
@@ -177,11 +184,13 @@ async def _job_state(uri: str, job_id: int) -> str:
 
 
 async def test_an_unreachable_printer_ends_commands_in_error_until_it_answers(
-    mews_simulator, printer_id, settings, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, card_pdf, encode
 ):
     from mews_bridge_mocks.ipp.ippeveprinter import free_port
 
-    async with running_bridge(settings(f"ipp://127.0.0.1:{free_port()}/ipp/print"), entry_points=True):
+    printer_id = add_printer(f"ipp://127.0.0.1:{free_port()}/ipp/print")
+
+    async with bridge_harness.running():
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         final = await wait_for_final_state(mews_simulator, command_id, 20)
     assert final["State"] == "Error"

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from urllib.parse import urlsplit
 
-from mews_bridge.testing import running_bridge, wait_for_final_state
+from mews_bridge.testing import wait_for_final_state
 
 
 class DroppingProxy:
@@ -70,13 +70,15 @@ class DroppingProxy:
 
 
 async def test_a_lost_print_job_answer_is_looked_up_not_sent_again(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode
 ):
     printer = ippeveprinter()
     proxy = DroppingProxy(urlsplit(printer.uri).port)
-    async with proxy, running_bridge(settings(f"ipp://localhost:{proxy.port}/ipp/print"), entry_points=True):
-        command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
-        final = await wait_for_final_state(mews_simulator, command_id, 30)
+    async with proxy:
+        printer_id = add_printer(f"ipp://localhost:{proxy.port}/ipp/print")  # its port is known once it runs
+        async with bridge_harness.running():
+            command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
+            final = await wait_for_final_state(mews_simulator, command_id, 30)
     assert proxy.dropped == 1
     assert (final["State"], final["Notes"]) == ("Processed", None)
     assert [job["job_name"] for job in printer.results()] == [f"Mews {command_id}"]

@@ -7,14 +7,17 @@ import asyncio
 import signal
 import sys
 
-from mews_bridge.testing import running_bridge, wait_for, wait_for_final_state, write_settings_file
+from mews_bridge.testing import wait_for, wait_for_final_state, write_settings_file
 
 NAME = "Office printer"
 
 
-async def killed_mid_job(mews_simulator, printer_id, settings, printer, card_pdf, encode, tmp_path) -> str:
+async def killed_mid_job(
+    mews_simulator, bridge_harness, add_printer, printer, card_pdf, encode, tmp_path
+) -> str:
     """Start ``mews-bridge run``, queue a command, SIGKILL the bridge once the printer is printing it."""
-    config = write_settings_file(settings(printer.uri), tmp_path / "config.toml")
+    printer_id = add_printer(printer.uri)
+    config = write_settings_file(bridge_harness.settings(), tmp_path / "config.toml")
     printer.hold()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -38,30 +41,30 @@ async def killed_mid_job(mews_simulator, printer_id, settings, printer, card_pdf
 
 
 async def test_a_job_that_finished_while_the_bridge_was_down_is_not_printed_again(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode, tmp_path
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode, tmp_path
 ):
     printer = ippeveprinter()
     command_id = await killed_mid_job(
-        mews_simulator, printer_id, settings, printer, card_pdf, encode, tmp_path
+        mews_simulator, bridge_harness, add_printer, printer, card_pdf, encode, tmp_path
     )
     printer.release()
     await wait_for(lambda: len(printer.results()) == 1, 20)
 
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    async with bridge_harness.running():
         final = await wait_for_final_state(mews_simulator, command_id, 20)
     assert (final["State"], final["Notes"]) == ("Processed", "Printed before the bridge restarted.")
     assert len(printer.results()) == 1
 
 
 async def test_a_job_still_printing_after_the_restart_is_followed_to_its_end(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode, tmp_path
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode, tmp_path
 ):
     printer = ippeveprinter()
     command_id = await killed_mid_job(
-        mews_simulator, printer_id, settings, printer, card_pdf, encode, tmp_path
+        mews_simulator, bridge_harness, add_printer, printer, card_pdf, encode, tmp_path
     )
 
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    async with bridge_harness.running():
         await asyncio.sleep(0.5)
         assert mews_simulator.command(command_id)["State"] not in ("Processed", "Error")
         printer.release()
@@ -71,17 +74,17 @@ async def test_a_job_still_printing_after_the_restart_is_followed_to_its_end(
 
 
 async def test_a_printer_that_forgot_the_job_gets_the_staff_asked_not_a_second_copy(
-    mews_simulator, printer_id, settings, ippeveprinter, card_pdf, encode, tmp_path
+    mews_simulator, bridge_harness, add_printer, ippeveprinter, card_pdf, encode, tmp_path
 ):
     printer = ippeveprinter()
     command_id = await killed_mid_job(
-        mews_simulator, printer_id, settings, printer, card_pdf, encode, tmp_path
+        mews_simulator, bridge_harness, add_printer, printer, card_pdf, encode, tmp_path
     )
     printer.release()
     printer.stop()  # switched off and on: its job list is gone
     printer.start()
 
-    async with running_bridge(settings(printer.uri), entry_points=True):
+    async with bridge_harness.running():
         final = await wait_for_final_state(mews_simulator, command_id, 20)
     assert final["State"] == "Error"
     assert final["Notes"].startswith(

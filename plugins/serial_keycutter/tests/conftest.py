@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -15,6 +14,7 @@ import pytest_asyncio
 from mews_bridge import CommandJob, InstanceContext
 from mews_bridge.journal import Journal, KeyValueStore
 from mews_bridge.mews.models import Device, DeviceCommand, KeyCutterData
+from mews_bridge.testing import instance_context
 from mews_bridge_mocks.keycutter.fixtures import encoder_simulator  # noqa: F401 - fixture
 from mews_bridge_serial_keycutter.driver import SerialKeycutterDriver
 from mews_bridge_serial_keycutter.options import KeycutterOptions
@@ -114,16 +114,7 @@ def make_ctx(tmp_path):
         async def enterprise() -> SimpleNamespace:
             return SimpleNamespace(timezone=ZoneInfo(enterprise_timezone))
 
-        return InstanceContext(
-            name=DEVICE_NAME,
-            state_dir=tmp_path,
-            mews=None,  # type: ignore[arg-type]
-            events=None,  # type: ignore[arg-type]
-            store=store,
-            devices=None,  # type: ignore[arg-type]
-            logger=logging.getLogger("test.keycutter"),
-            _enterprise=enterprise,
-        )
+        return instance_context(tmp_path, DEVICE_NAME, store=store, enterprise=enterprise)
 
     return factory
 

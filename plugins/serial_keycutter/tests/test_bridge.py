@@ -8,41 +8,25 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mews_bridge.testing import bridge_settings, device, running_bridge, wait_for_final_state
+from mews_bridge.testing import wait_for_final_state
 from mews_bridge_serial_keycutter.dialects import KeyMode
+from mews_bridge_serial_keycutter.driver import SerialKeycutterDriver
 
 NAME = "Reception encoder"
 MEWS_NAME = "Reception key encoder"
 
 
 @pytest.fixture
-def cutter_id(mews_simulator):
-    # Mews announces commands only for devices that existed when the bridge's socket connected.
-    return mews_simulator.add_device(MEWS_NAME, "KeyCutter", identifier="Encoder1")
+def add_cutter(bridge_harness, encoder_simulator):
+    """``add_cutter(**options)``: the encoder on its simulator, in Mews and in the settings; its Mews Id."""
 
-
-@pytest.fixture
-def settings(mews_simulator, encoder_simulator, cutter_id, tmp_path):
-    def make(**options):
-        return bridge_settings(
-            mews_simulator,
-            tmp_path / "state",
-            devices=[
-                device(
-                    NAME,
-                    MEWS_NAME,
-                    "serial_keycutter",
-                    {
-                        "port": encoder_simulator.port_url,
-                        "dialect": "salto",
-                        "encoder": "Encoder1",
-                        **options,
-                    },
-                )
-            ],
+    def add(**options):
+        options = {"port": encoder_simulator.port_url, "dialect": "salto", "encoder": "Encoder1", **options}
+        return bridge_harness.add_device(
+            NAME, SerialKeycutterDriver, options, mews_name=MEWS_NAME, identifier="Encoder1"
         )
 
-    return make
+    return add
 
 
 @pytest.fixture
@@ -69,9 +53,10 @@ async def cut_keys(sim, cutter_id, reservation_id, key_count):
     "timezone", ["Asia/Tokyo", None], ids=["configured time zone", "property's time zone"]
 )
 async def test_a_mews_command_cuts_a_new_key_and_a_copy_for_the_guest(
-    mews_simulator, encoder_simulator, cutter_id, reservation_id, settings, stay, timezone
+    mews_simulator, encoder_simulator, bridge_harness, add_cutter, reservation_id, stay, timezone
 ):
-    async with running_bridge(settings(timezone=timezone), entry_points=True):
+    cutter_id = add_cutter(timezone=timezone)
+    async with bridge_harness.running():
         final = await cut_keys(mews_simulator, cutter_id, reservation_id, key_count=2)
 
     assert (final["State"], final["Notes"]) == ("Processed", "2 keys for room 101 (1 new, 1 copy)")
@@ -88,9 +73,10 @@ async def test_a_mews_command_cuts_a_new_key_and_a_copy_for_the_guest(
 
 
 async def test_a_second_command_for_the_reservation_gives_copies_after_a_restart(
-    mews_simulator, encoder_simulator, cutter_id, reservation_id, settings, stay
+    mews_simulator, encoder_simulator, bridge_harness, add_cutter, reservation_id, stay
 ):
-    async with running_bridge(settings(), entry_points=True) as bridge:
+    cutter_id = add_cutter()
+    async with bridge_harness.running() as bridge:
         first = await cut_keys(mews_simulator, cutter_id, reservation_id, key_count=1)
         assert first["Notes"] == "1 key for room 101 (1 new)"
         # Who holds room 101's current key is kept in the bridge's journal, under the device's name.
@@ -99,7 +85,7 @@ async def test_a_second_command_for_the_reservation_gives_copies_after_a_restart
             "room:101": {"reservation_id": reservation_id, "valid_until": stay[1].isoformat()}
         }
 
-    async with running_bridge(settings(), entry_points=True):
+    async with bridge_harness.running():
         second = await cut_keys(mews_simulator, cutter_id, reservation_id, key_count=2)
 
     assert (second["State"], second["Notes"]) == ("Processed", "2 keys for room 101 (2 copies)")
@@ -116,9 +102,10 @@ async def test_a_second_command_for_the_reservation_gives_copies_after_a_restart
     ],
 )
 async def test_an_encoder_error_ends_in_error_with_plain_words_and_the_next_command_cuts(
-    mews_simulator, encoder_simulator, cutter_id, reservation_id, settings, code, words
+    mews_simulator, encoder_simulator, bridge_harness, add_cutter, reservation_id, code, words
 ):
-    async with running_bridge(settings(), entry_points=True):
+    cutter_id = add_cutter()
+    async with bridge_harness.running():
         encoder_simulator.error_code = code
         failed = await cut_keys(mews_simulator, cutter_id, reservation_id, key_count=1)
         assert (failed["State"], failed["Notes"]) == ("Error", f"{NAME}: {words} ({code}), room 101")

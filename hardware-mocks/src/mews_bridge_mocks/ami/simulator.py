@@ -9,6 +9,7 @@ stalled peer, a refused login, and Asterisk's own slow-reader cut-off (``writeti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import random
@@ -216,8 +217,9 @@ class AmiSimulator(Simulator):
     shrinks the kernel's send buffer so that a slow reader is caught after kilobytes, not megabytes.
 
     For assertions: ``astdb`` (``"/hotel/101/outside"`` → ``"1"``), ``variables`` (globals),
-    ``received`` (every action), ``originates``, ``cdrs``, ``connections``, ``logins``,
-    ``slow_reader_drops``.
+    ``received`` (every action), ``originates`` and ``originate_responses``, ``cdrs``, ``prompts``
+    (what callers heard after :meth:`dial_code`), ``connections``, ``logins``, ``slow_reader_drops``.
+    ``originate_outcomes`` decides per channel whether an async Originate is answered.
     """
 
     def __init__(
@@ -258,18 +260,25 @@ class AmiSimulator(Simulator):
         """Act as the sample dialplan: outside calls need ``/hotel/<room>/outside`` = ``1``."""
         self.originate_answered = originate_answered
         self.originate_delay = originate_delay
+        self.originate_outcomes: dict[str, str] = {}
+        """Channel (``PJSIP/101``) → ``answered``, ``no answer``, ``busy`` or ``congestion`` for async
+        Originates to it; others follow ``originate_answered``."""
         self.host = "127.0.0.1"
         self.port = 0
         self.astdb: dict[str, str] = {}
         self.variables: dict[str, str] = {}
         self.received: list[Message] = []
         self.originates: list[Message] = []
+        self.originate_responses: list[Message] = []
         self.cdrs: list[Message] = []
+        self.prompts: list[tuple[str, str]] = []
+        """(extension, ``confirmation``/``error``) for each code dialled with :meth:`dial_code`."""
         self.connections = 0
         self.logins = 0
         self.failed_logins = 0
         self.slow_reader_drops = 0
         self._sessions: set[_Session] = set()
+        self._watched: dict[str, asyncio.Future[None]] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = time.monotonic()
@@ -367,6 +376,26 @@ class AmiSimulator(Simulator):
     def user_event(self, name: str, headers: Mapping[str, str]) -> Message:
         """What dialplan ``UserEvent(name,Key: Value,…)`` sends (without channel headers)."""
         return self.emit("UserEvent", [("UserEvent", name), *headers.items()], category="user")
+
+    async def dial_code(self, extension: str, code: str, *, wait: float = 10.0) -> str | None:
+        """A room phone dials a code the sample dialplan hands to the bridge (``*52*4711*1``, ``*55*0700``).
+
+        As ``[hotel-code]`` does: a ``HotelCode`` UserEvent, then up to ``wait`` seconds for the
+        bridge's answer in AstDB ``<family>/reply/<Request>``, which is read and deleted. Returns the
+        answer (``ok …``/``error …``), None if the bridge did not answer; ``prompts`` records what the
+        caller heard.
+        """
+        request = f"{int(time.time())}.{next(self._unique)}"
+        self.user_event("HotelCode", {"Room": extension, "Code": code, "Request": request})
+        key = f"/{self.astdb_family}/reply/{request}"
+        written = self._watched[key] = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await written
+        del self._watched[key]
+        answer = self.astdb.pop(key, None)
+        self.prompts.append((extension, "confirmation" if (answer or "").startswith("ok") else "error"))
+        return answer
 
     async def place_call(
         self,
@@ -549,8 +578,12 @@ class AmiSimulator(Simulator):
         elif not key:
             session.respond(action, "Error", "No key specified")
         else:
-            self.astdb[f"/{family}/{key}"] = action.get("Val") or ""
+            path = f"/{family}/{key}"
+            self.astdb[path] = action.get("Val") or ""
             session.respond(action, "Success", "Updated database successfully")
+            watcher = self._watched.get(path)
+            if watcher is not None and not watcher.done():
+                watcher.set_result(None)
 
     async def _action_dbget(self, session: _Session, action: Message) -> None:
         family, key = action.get("Family"), action.get("Key")
@@ -662,7 +695,12 @@ class AmiSimulator(Simulator):
     async def _originate_result(self, action: Message, channel: str) -> None:
         await asyncio.sleep(self.originate_delay)
         number, name = _split_caller_id(action.get("CallerID") or "")
-        answered = self.originate_answered
+        outcome = self.originate_outcomes.get(channel, "answered" if self.originate_answered else "no answer")
+        answered = outcome == "answered"
+        variables = dict(v.partition("=")[::2] for v in action.get_all("Variable"))
+        if answered and action.get("Context") == "hotel-wakeup" and variables.get("WAKEUP_ID"):
+            # What [hotel-wakeup] of the sample dialplan does first once the guest picks up.
+            self.astdb[f"/{self.astdb_family}/wakeup/{variables['WAKEUP_ID']}"] = "answered"
         headers = [
             *_action_id(action),
             ("Response", "Success" if answered else "Failure"),
@@ -673,12 +711,12 @@ class AmiSimulator(Simulator):
         else:
             headers += [("Context", action.get("Context") or ""), ("Exten", action.get("Exten") or "")]
         headers += [
-            ("Reason", "4" if answered else "3"),
+            ("Reason", _ORIGINATE_REASONS[outcome]),
             ("Uniqueid", f"{int(time.time())}.{next(self._unique)}" if answered else "<unknown>"),
             ("CallerIDNum", number or "<unknown>"),
             ("CallerIDName", name or "<unknown>"),
         ]
-        self.emit("OriginateResponse", headers, category="call")
+        self.originate_responses.append(self.emit("OriginateResponse", headers, category="call"))
 
     async def _action_command(self, session: _Session, action: Message) -> None:
         command = " ".join((action.get("Command") or "").split())
@@ -703,6 +741,10 @@ class AmiSimulator(Simulator):
             found = sorted((k, v) for k, v in self.astdb.items() if (k + "/").startswith(prefix + "/"))
             return [f"{k:<50}: {v:<25}" for k, v in found] + [f"{len(found)} results found."]
         return None
+
+
+# AST_CONTROL_* codes in OriginateResponse's Reason.
+_ORIGINATE_REASONS = {"answered": "4", "no answer": "3", "busy": "5", "congestion": "8"}
 
 
 def _stamp(moment: datetime) -> str:

@@ -236,6 +236,7 @@ class Demo:
             f"    Mews order item: {item['BillingName']}, {amount['Currency']} {amount['GrossValue']} gross, "
             f"linked to reservation {order['LinkedReservationId']}"
         )
+        await self.wakeup("201")
         no_post = self.sim.add_customer("Weber", "Karl", classifications=("Cashlist",))
         self.sim.check_in(self.sim.add_reservation(no_post, self.sim.resource_id("202")))
         await wait_for(lambda: self.phone("202").get("outside") == "1", 10, "room 202's outside line")
@@ -245,6 +246,22 @@ class Demo:
         self.sim.check_out(reservation)
         await wait_for(lambda: self.phone("201") == {"outside": "0"}, 10, "room 201 to be cleared")
         self.say(f"    AstDB hotel/201: {self.phone('201')}")
+
+    async def wakeup(self, room: str) -> None:
+        self.say(f"In the evening she dials *55*0700 on the phone in room {room} for a wake-up call.")
+        answer = await self.pbx.dial_code(room, "*55*0700")
+        self.say(f"    The bridge answers the dialplan: {answer!r}; she hears a confirmation.")
+        wakeups = self.bridge.instances[-1].instance._wakeups
+        [record] = [r for r in wakeups.records if r.room == room]
+        self.say("The night passes (the demo moves the bridge's clock to 07:00): the bridge rings her phone.")
+        wakeups.clock = lambda: record.due_utc
+        wakeups.poke()
+        await wait_for(lambda: record.state == "answered" or wakeups.records == [], 10, "the wake-up call")
+        [call] = self.pbx.originates[-1:]
+        language = next((v.split("=")[1] for v in call.get_all("Variable") if v.startswith("CHANNEL(")), "en")
+        notes = f"Originate to {call['Channel']} at {record.time}, prompt in '{language}': {record.state}"
+        self.rows.append(Row(f"Wake-up call, room {room}", "Telephone exchange", "Processed", notes))
+        click.echo(f"    {click.style(record.state, fg='green')}: {notes}")
 
     async def cli(self, *args: str) -> str:
         """Run ``mews-bridge ARGS`` as an installer would; its output, or an error."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mews_bridge_ipp_printer.protocol import IppPrinterState
+from mews_bridge_ipp_printer.codec import IppPrinterState
 
 from .simulator import FORMATS, IppPrinterSimulator, SimulatedJob
 

@@ -25,8 +25,7 @@ from aiohttp import web
 from PIL import Image
 
 from mews_bridge_ipp_printer import pwg
-from mews_bridge_ipp_printer.document import PDFIUM_LOCK
-from mews_bridge_ipp_printer.protocol import (
+from mews_bridge_ipp_printer.codec import (
     Attribute,
     IppJobState,
     IppOperation,
@@ -38,6 +37,7 @@ from mews_bridge_ipp_printer.protocol import (
     response,
     values,
 )
+from mews_bridge_ipp_printer.document import PDFIUM_LOCK
 
 FORMATS = ("application/pdf", "image/pwg-raster", "image/jpeg")
 EXTENSIONS = {"application/pdf": "pdf", "image/pwg-raster": "pwg", "image/jpeg": "jpg"}

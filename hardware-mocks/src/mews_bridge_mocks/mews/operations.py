@@ -24,13 +24,13 @@ from .state import (
     EXTERNAL_PAYMENT_TYPES,
     FINAL_COMMAND_STATES,
     RESERVATION_STATES,
+    RESOURCE_STATES,
     SERVICE_TYPES,
     LineItem,
     World,
-    new_id,
 )
 from .table import Row, Table
-from .timestamps import format_utc, parse_utc, utc_now
+from .timestamps import parse_utc, utc_now
 from .validation import Params
 
 Handler = Callable[[World, Params], Row]
@@ -38,6 +38,7 @@ OPERATIONS: dict[str, Handler] = {}
 
 MAX_IDENTIFIER = 255
 MAX_ACCOUNT_IDS = 100
+MAX_TEXT = 2000
 
 
 def operation(path: str) -> Callable[[Handler], Handler]:
@@ -251,6 +252,91 @@ def get_resources(world: World, params: Params) -> Row:
         "ResourceFeatures": None,
         "ResourceFeatureAssignments": None,
     }
+
+
+RESOURCE_UPDATE_FIELDS = frozenset({"ResourceId", "Name", "ParentResourceId", "Data", "State", "StateReason"})
+
+
+def _update_value(update: Params, key: str) -> tuple[bool, object]:
+    """A Mews "update value" (``{"Value": …}``): (False, None) when absent, meaning leave it as it is."""
+    wrapper = update.nested(key)
+    if wrapper is None:
+        return False, None
+    if "Value" not in wrapper.fields():
+        raise bad_request(f"Missing required field '{wrapper.name('Value')}'")
+    return True, wrapper.raw("Value")
+
+
+@operation("resources/update")
+def update_resources(world: World, params: Params) -> Row:
+    """Room state (housekeeping) and the like. Every update is checked before any is applied."""
+    params.guid("EnterpriseId")
+    updates = params.nested_list("ResourceUpdates")
+    if not updates:
+        raise bad_request("Missing required field 'ResourceUpdates': at least one update")
+    planned: list[tuple[str, Row]] = []
+    for update in updates:
+        unknown = sorted(set(update.fields()) - RESOURCE_UPDATE_FIELDS)
+        if unknown:
+            raise invalid(update.name(unknown[0]), "not a field of a resource update")
+        resource = _entity(update, "ResourceId", world.resources)
+        changes: Row = {}
+        present, state = _update_value(update, "State")
+        if present:
+            if state not in RESOURCE_STATES:
+                raise invalid(update.name("State.Value"), f"one of {', '.join(RESOURCE_STATES)}")
+            changes["State"] = state
+        present, reason = _update_value(update, "StateReason")
+        if present:
+            if reason is not None and not isinstance(reason, str):
+                raise invalid(update.name("StateReason.Value"), "expected a string")
+            changes["StateReason"] = reason
+        present, name = _update_value(update, "Name")
+        if present:
+            if not isinstance(name, str) or not name.strip():
+                raise invalid(update.name("Name.Value"), "a non-empty string")
+            changes["Name"] = name
+        present, parent = _update_value(update, "ParentResourceId")
+        if present:
+            if parent is not None and (not isinstance(parent, str) or parent not in world.resources):
+                raise invalid(update.name("ParentResourceId.Value"), "no such resource")
+            changes["ParentResourceId"] = parent
+        if update.has("Data"):
+            raise invalid(update.name("Data"), "not supported by the simulator")
+        planned.append((resource["Id"], changes))
+    for resource_id, changes in planned:
+        world.update_resource(resource_id, changes)
+    return {}
+
+
+@operation("departments/getAll")
+def get_departments(world: World, params: Params) -> Row:
+    return _query(
+        world,
+        params,
+        world.departments,
+        "Departments",
+        {"DepartmentIds": AnyOf("Id"), "UpdatedUtc": Within("UpdatedUtc")},
+    )
+
+
+@operation("tasks/add")
+def add_task(world: World, params: Params) -> Row:
+    """A task for staff in Mews ("Wake-up call for room 101 at 07:00 not answered", "a call charge was
+    refused"): the department and the reservation must be the property's."""
+    params.guid("EnterpriseId")
+    name = params.require(params.string, "Name", max_length=MAX_IDENTIFIER)
+    if not name.strip():
+        raise invalid("Name", "must not be empty")
+    deadline = params.require(params.timestamp, "DeadlineUtc")
+    task_id = world.add_task(
+        name,
+        deadline,
+        description=params.string("Description", max_length=MAX_TEXT),
+        department_id=_optional_entity_id(params, "DepartmentId", world.departments),
+        service_order_id=_optional_entity_id(params, "ServiceOrderId", world.reservations),
+    )
+    return {"TaskId": task_id}
 
 
 # -- reservations and customers -------------------------------------------------------------------
@@ -604,23 +690,3 @@ def add_external_payment(world: World, params: Params) -> Row:
         notes=params.string("Notes"),
     )
     return {"ExternalPaymentId": payment_id}
-
-
-@operation("tasks/add")
-def add_task(world: World, params: Params) -> Row:
-    """A task for staff inside Mews (e.g. "a call charge was refused")."""
-    name = params.require(params.string, "Name")
-    deadline = params.require(params.timestamp, "DeadlineUtc")
-    task_id = world.tasks.add(
-        {
-            "Id": new_id(),
-            "Name": name,
-            "Description": params.string("Description"),
-            "DeadlineUtc": format_utc(deadline),
-            "DepartmentId": params.guid("DepartmentId"),
-            "ServiceOrderId": params.guid("ServiceOrderId"),
-            "CreatedUtc": format_utc(utc_now()),
-            "State": "Open",
-        }
-    )
-    return {"TaskId": task_id}

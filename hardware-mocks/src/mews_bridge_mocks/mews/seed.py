@@ -12,11 +12,13 @@ TELEPHONE_CATEGORIES = (
     ("Telephone international", "TEL-INT"),
     ("Telephone premium", "TEL-PRM"),
 )
+DEPARTMENTS = ("Reception", "Housekeeping")
 ROOMS = ("101", "102", "103", "201", "202", "203", "301", "302")
 
 
 def seed_world(world: World) -> None:
-    """Taxes, an Accommodation and a Telephone service, telephone accounting categories, rooms."""
+    """Taxes, an Accommodation and a Telephone service, telephone accounting categories, rooms and
+    departments."""
     world.set_tax_environment("AT-2020", "AUT", "AT-2020", "VAT", TAX_RATES)
     world.add_service("Accommodation", "Bookable")
     telephone = world.add_service("Telephone", "Additional")
@@ -28,6 +30,8 @@ def seed_world(world: World) -> None:
     )
     for room in ROOMS:
         world.add_resource(room)
+    for department in DEPARTMENTS:
+        world.add_department(department)
 
 
 def seed_demo(world: World) -> dict[str, str]:

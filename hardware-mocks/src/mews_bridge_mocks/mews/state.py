@@ -145,6 +145,7 @@ class World:
         self.tasks = Table()
         """Tasks for staff (``tasks/add``): Name, Description, DeadlineUtc, DepartmentId, ServiceOrderId."""
         self._orders = Table()
+        self.departments = Table()
         self._command_logs: dict[str, _CommandLog] = {}
         self._numbers = {
             "customer": itertools.count(1),
@@ -479,6 +480,13 @@ class World:
         resource["UpdatedUtc"] = format_utc(utc_now())
         self._emit_resource(resource_id)
 
+    def update_resource(self, resource_id: str, changes: Row) -> None:
+        """What ``resources/update`` does once the request is valid (``changes``: field → new value)."""
+        resource = self.resources[resource_id]
+        resource.update(changes)
+        resource["UpdatedUtc"] = format_utc(utc_now())
+        self._emit_resource(resource_id)
+
     def resource_id(self, name: str) -> str:
         """The id of the room called ``name``; KeyError if there is none."""
         return next(row["Id"] for row in self.resources if row["Name"] == name)
@@ -638,6 +646,51 @@ class World:
                 "StartUtc": reservation["StartUtc"],
                 "EndUtc": reservation["EndUtc"],
                 "AssignedResourceId": reservation["AssignedResourceId"],
+            }
+        )
+
+    # -- staff tasks ------------------------------------------------------------------------------
+
+    def add_department(self, name: str) -> str:
+        now = format_utc(utc_now())
+        return self.departments.add(
+            {
+                "Id": new_id(),
+                "EnterpriseId": self.enterprise_id,
+                "IsActive": True,
+                "Name": name,
+                "CreatedUtc": now,
+                "UpdatedUtc": now,
+            }
+        )
+
+    def department_id(self, name: str) -> str:
+        return next(row["Id"] for row in self.departments if row["Name"] == name)
+
+    def add_task(
+        self,
+        name: str,
+        deadline_utc: datetime,
+        *,
+        description: str | None = None,
+        department_id: str | None = None,
+        service_order_id: str | None = None,
+    ) -> str:
+        """What ``tasks/add`` does once the request is valid: an open task for staff in Mews."""
+        _known(self.departments, department_id, "department")
+        _known(self.reservations, service_order_id, "reservation")
+        return self.tasks.add(
+            {
+                "Id": new_id(),
+                "EnterpriseId": self.enterprise_id,
+                "Name": name,
+                "State": "Open",
+                "Description": description,
+                "DepartmentId": department_id,
+                "ServiceOrderId": service_order_id,
+                "CreatedUtc": format_utc(utc_now()),
+                "DeadlineUtc": format_utc(deadline_utc),
+                "ClosedUtc": None,
             }
         )
 

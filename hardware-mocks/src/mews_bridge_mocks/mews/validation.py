@@ -71,6 +71,10 @@ class Params:
     def has(self, key: str) -> bool:
         return self._data.get(key) is not None
 
+    def fields(self) -> list[str]:
+        """The fields sent, null ones included."""
+        return list(self._data)
+
     def require(self, reader: Callable[..., T | None], key: str, /, **options: Any) -> T:
         """``reader(key, **options)`` for a required field, e.g. ``params.require(params.string, "Client")``."""
         value = reader(key, **options)

@@ -191,11 +191,15 @@ class _Session(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-    async def request(self, name: str, headers: Headers, limit: float, check: bool) -> Reply:
+    async def request(
+        self, name: str, headers: Headers, limit: float, check: bool, action_id: str | None = None
+    ) -> Reply:
         if not self.usable:
             raise AmiConnectionError(f"Not connected to Asterisk AMI at {self._client.where}")
         assert self._transport is not None
-        action_id = f"mb-{next(_ids)}"
+        action_id = action_id or f"mb-{next(_ids)}"
+        if action_id in self.pending:
+            raise ValueError(f"ActionID {action_id} is already waiting for an answer")
         data = make_message("Action", name, headers, action_id=action_id).encode()
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self.pending[action_id] = _Pending(future)
@@ -415,10 +419,13 @@ class AmiClient:
 
     # Actions
 
-    async def action(self, name: str, headers: Headers = (), *, check: bool = True) -> Reply:
+    async def action(
+        self, name: str, headers: Headers = (), *, check: bool = True, action_id: str | None = None
+    ) -> Reply:
         """Send one action and wait for its answer (the whole list, for list actions).
 
-        Raises :class:`AmiActionError` on ``Response: Error`` unless ``check`` is false,
+        ``action_id`` chooses the ActionID (default: a fresh one), for actions whose later events are
+        tracked across reconnects and restarts, such as an async ``Originate``. Raises :class:`AmiActionError` on ``Response: Error`` unless ``check`` is false,
         :class:`AmiTimeoutError` after ``action_timeout`` seconds, and :class:`AmiConnectionError`
         when not connected. Never retried automatically.
         """
@@ -428,7 +435,7 @@ class AmiClient:
                 f"Not connected to Asterisk AMI at {self.where}"
                 + (f" ({self.last_error})" if self.last_error else "")
             )
-        return await session.request(name, headers, self._action_timeout, check)
+        return await session.request(name, headers, self._action_timeout, check, action_id)
 
     async def pipeline(
         self, actions: Iterable[tuple[str, Headers]], *, check: bool = True, window: int = PIPELINE_WINDOW

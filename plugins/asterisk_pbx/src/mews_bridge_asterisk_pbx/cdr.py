@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from mews_bridge.inputs import is_encodable
+from mews_bridge import is_encodable
 
 from .codec import Message
 

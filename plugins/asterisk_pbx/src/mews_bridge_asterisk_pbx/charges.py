@@ -35,17 +35,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from mews_bridge.journal import KeyValueStore
-from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.enterprise import Enterprise
-from mews_bridge.mews.errors import (
+from mews_bridge import (
+    Enterprise,
+    KeyValueStore,
     MewsAuthError,
+    MewsClient,
     MewsError,
     MewsOutcomeUnknown,
     MewsRequestError,
     MewsUnavailable,
+    NewOrder,
+    OrderItemParameters,
+    TaxRate,
 )
-from mews_bridge.mews.models import NewOrder, OrderItemParameters, TaxRate
 
 ChargeState = Literal["pending", "posted", "refused", "unassigned", "failed"]
 STATES: tuple[ChargeState, ...] = ("pending", "posted", "refused", "unassigned", "failed")
@@ -495,7 +497,10 @@ class ChargeLedger:
             self._log.warning("Could not put a task in Mews for the failed charge %s yet: %s", key, exc)
             self._untold[key] = time.monotonic() + TASK_RETRY_S
             return
-        await self._save(replace(charge, task=task))
+        # Staff may have queued the charge again while the task was being added: keep what is stored now.
+        current = await self._store.get(PREFIX + key)
+        if current is not None:
+            await self._save(replace(Charge.from_store(current), task=task))
         self._untold.pop(key, None)
 
     async def _settle(self, charge: Charge) -> None:

@@ -1,8 +1,10 @@
 """``mews-bridge pbx``: what to write in the options (``setup``), room phones brought in line with
-Mews now (``resync``) and what became of the calls (``charges``).
+Mews now (``resync``), what became of the calls (``charges``), and wake-up calls (``wakeup``,
+``wakeups``).
 
-All read the bridge settings; ``charges`` reads the bridge's journal, so run it as the bridge's user.
-They may run while the bridge does.
+All read the bridge settings; ``charges`` and ``wakeups`` read the service's store in the bridge's
+journal, so run them as the bridge's user. They may run while the bridge does; ``wakeup`` needs it
+running.
 """
 
 from __future__ import annotations
@@ -11,27 +13,32 @@ import asyncio
 import json
 from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from mews_bridge.settings import ServiceEntry
+from mews_bridge import ServiceEntry
 
 from .charges import STATES
 
 if TYPE_CHECKING:
-    from mews_bridge.cli import CliState
-    from mews_bridge.settings import Settings
+    from contextlib import AbstractAsyncContextManager
+    from zoneinfo import ZoneInfo
 
+    from mews_bridge import CliState, KeyValueStore, Settings
+
+    from .ami import AmiClient
     from .charges import Charge
     from .options import AsteriskPbxOptions
+    from .wakeups import WakeUp
+
+    StoreOpener = AbstractAsyncContextManager[KeyValueStore | None]
 
 SERVICE = "asterisk_pbx"
 
 
 def _cli_state() -> CliState:
-    from mews_bridge.cli import CliState
+    from mews_bridge import CliState
 
     state = click.get_current_context().find_object(CliState)
     if state is None:
@@ -44,6 +51,13 @@ def _entry(name: str | None, *, required: bool) -> tuple[Settings, ServiceEntry 
     entry = state.entry(SERVICE, name, option="--service", required=required)
     assert entry is None or isinstance(entry, ServiceEntry)
     return state.settings, entry
+
+
+def _store_of(name: str | None) -> StoreOpener:
+    """The service's store in the bridge's journal (None before the bridge first ran)."""
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    return _cli_state().open_store(entry)
 
 
 _service = click.option("--service", "name", help=f"Name of the configured {SERVICE} service.")
@@ -69,7 +83,7 @@ def setup_command(name: str | None) -> None:
 def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
     from pydantic import ValidationError
 
-    from mews_bridge.settings import format_validation_error
+    from mews_bridge import format_validation_error
 
     from .options import AsteriskPbxOptions
 
@@ -84,8 +98,7 @@ def _options(entry: ServiceEntry) -> AsteriskPbxOptions | None:
 async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None:
     from datetime import UTC, datetime
 
-    from mews_bridge.mews.client import MewsClient
-    from mews_bridge.mews.errors import MewsError
+    from mews_bridge import MewsClient, MewsError
 
     from .charges import load_tax_rates
     from .service import service_refusal
@@ -99,6 +112,12 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
             resources = await mews.get_resources()
         except MewsError as exc:
             raise click.ClickException(f"Could not reach Mews: {exc}") from None
+        try:
+            departments: list[dict[str, object]] | None = await mews.pages(
+                "departments/getAll", {}, "Departments"
+            )
+        except MewsError:
+            departments = None  # optional: only the wake-up task's department needs them
     click.echo(
         f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
         f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
@@ -139,6 +158,16 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
         phone = f"extension {extension}" if extension else "no phone in the rooms option"
         click.echo(f"  {resource.name}: {phone if rooms else resource.id}")
 
+    chosen = options.wakeup.department_id if options else None
+    click.echo(
+        "\nDepartments (option wakeup.department_id: who gets the task when a wake-up call is not answered):"
+    )
+    for department in departments if departments is not None else []:
+        mark = "  <- wakeup.department_id" if department.get("Id") == chosen else ""
+        click.echo(f"  {department.get('Id')}  {department.get('Name')}{mark}")
+    if departments is None:
+        click.echo("  (Mews did not list them to this integration)")
+
     if options is None:
         return
     tariff = options.loaded_tariff
@@ -160,10 +189,11 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
     await _check_ami(options)
 
 
-async def _check_ami(options: AsteriskPbxOptions) -> None:
-    from .ami import AmiClient, AmiError
+def _ami_client(options: AsteriskPbxOptions) -> AmiClient:
+    """An AMI client for a short command-line session, with no events."""
+    from .ami import AmiClient
 
-    client = AmiClient(
+    return AmiClient(
         options.host,
         options.port,
         username=options.username,
@@ -171,6 +201,12 @@ async def _check_ami(options: AsteriskPbxOptions) -> None:
         auth=options.auth,
         events="off",
     )
+
+
+async def _check_ami(options: AsteriskPbxOptions) -> None:
+    from .ami import AmiError
+
+    client = _ami_client(options)
     try:
         await client.connect()
         keys = await client.db_get_tree(options.astdb_family)
@@ -203,10 +239,9 @@ def resync_command(name: str | None) -> None:
 async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
     from datetime import UTC, datetime
 
-    from mews_bridge.mews.client import MewsClient
-    from mews_bridge.mews.errors import MewsError
+    from mews_bridge import MewsClient, MewsError
 
-    from .ami import AmiClient, AmiError
+    from .ami import AmiError
     from .occupancy import Occupancy, phone_plan
     from .service import in_house, write_astdb
 
@@ -219,14 +254,7 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
             raise click.ClickException(f"Could not reach Mews: {exc}") from None
     occupancy.reload(reservations, guests, datetime.now(UTC))
     plan = phone_plan(occupancy, options.room_map(occupancy.room_names))
-    client = AmiClient(
-        options.host,
-        options.port,
-        username=options.username,
-        secret=options.secret.get_secret_value(),
-        auth=options.auth,
-        events="off",
-    )
+    client = _ami_client(options)
     try:
         await client.connect()
         writes = plan.writes(await client.db_get_tree(options.astdb_family), options.astdb_family)
@@ -263,22 +291,15 @@ def charges_command(
 
     After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
     queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
-    from mews_bridge.bridge import JOURNAL_FILE
-
-    settings, entry = _entry(name, required=True)
-    assert entry is not None
-    path = settings.bridge.state_dir / JOURNAL_FILE
-    namespace = f"service:{entry.name}"
+    store = _store_of(name)
     if retry_key is not None:
-        if not path.exists():
-            raise click.ClickException("No charges are recorded yet.")
-        queued = asyncio.run(_queue_again(path, namespace, retry_key))
+        queued = asyncio.run(_queue_again(store, retry_key))
         click.echo(
             f"Queued {queued.key} again: {queued.item} from room {queued.room}, {queued.amount} "
             f"{queued.currency}. The running bridge posts it within seconds."
         )
         return
-    charges = asyncio.run(_read(path, namespace)) if path.exists() else []
+    charges = asyncio.run(_read(store))
     if failed:
         states = (*states, "failed")
     if states:
@@ -291,6 +312,9 @@ def charges_command(
     if not charges:
         click.echo("No call charges recorded." if not states else "No call charges in that state.")
         return
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    zone = asyncio.run(_property_zone(_store_of(name), options_zone(entry)))
     for charge in charges:
         detail = {
             "posted": f"order {charge.order_id}",
@@ -300,11 +324,34 @@ def charges_command(
             detail += f" [key {charge.key}; Mews task: {charge.task or 'none yet'}]"
         who = charge.guest or "-"
         click.echo(
-            f"{charge.start.replace('T', ' ').removesuffix('Z')}  room {charge.room or charge.extension:<6} "
+            f"{property_time(charge.start, zone)}  room {charge.room or charge.extension:<6} "
             f"{charge.item:<44} {charge.amount:>8} {charge.currency}  {charge.state:<10}  {who}  {detail}"
         )
     click.echo("")
     click.echo(_summary(charges))
+
+
+def options_zone(entry: ServiceEntry) -> str | None:
+    zone = entry.options.get("timezone")
+    return zone if isinstance(zone, str) else None
+
+
+async def _property_zone(opened: StoreOpener, fallback: str | None) -> ZoneInfo:
+    """The property's time zone, as the service last read it from Mews (else the option, else UTC)."""
+    from zoneinfo import ZoneInfo
+
+    from .service import PROPERTY_KEY
+
+    stored = await _stored(opened, PROPERTY_KEY)
+    name = next((v.get("timezone") for v in stored if isinstance(v, dict)), None) or fallback
+    return ZoneInfo(name or "UTC")
+
+
+def property_time(utc: str, zone: ZoneInfo) -> str:
+    """``2026-11-23T09:15:00Z`` → ``2026-11-23 10:15:00`` in the property's time zone."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(utc).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _summary(charges: list[Charge]) -> str:
@@ -322,30 +369,149 @@ def _summary(charges: list[Charge]) -> str:
     )
 
 
-async def _queue_again(path: Path, namespace: str, key: str) -> Charge:
-    from mews_bridge.journal import Journal
-
+async def _queue_again(opened: StoreOpener, key: str) -> Charge:
     from .charges import queue_again
 
-    journal = await Journal.open(path)
-    try:
-        return await queue_again(journal.store(namespace), key)
-    except KeyError:
-        raise click.ClickException(f"No charge with the key {key!r} (see mews-bridge pbx charges).") from None
-    except ValueError as exc:
-        raise click.ClickException(f"Not queued: {exc}.") from None
-    finally:
-        await journal.close()
+    async with opened as store:
+        if store is None:
+            raise click.ClickException("No charges are recorded yet.")
+        try:
+            return await queue_again(store, key)
+        except KeyError:
+            raise click.ClickException(
+                f"No charge with the key {key!r} (see mews-bridge pbx charges)."
+            ) from None
+        except ValueError as exc:
+            raise click.ClickException(f"Not queued: {exc}.") from None
 
 
-async def _read(path: Path, namespace: str) -> list[Charge]:
-    from mews_bridge.journal import Journal
-
+async def _read(opened: StoreOpener) -> list[Charge]:
     from .charges import PREFIX, Charge
 
-    journal = await Journal.open(path)
-    try:
-        values = await journal.store(namespace).items(PREFIX)
-    finally:
-        await journal.close()
+    async with opened as store:
+        values = await store.items(PREFIX) if store is not None else {}
     return sorted((Charge.from_store(v) for v in values.values()), key=lambda c: c.start)
+
+
+# wake-up calls
+
+REPLY_WAIT_S = 10.0
+REPLY_POLL_S = 0.2
+
+
+@pbx.command("wakeup")
+@_service
+@click.argument("room")
+@click.argument("at", metavar="HH:MM", required=False)
+@click.option("--cancel", is_flag=True, help="Cancel the room's wake-up call instead.")
+def wakeup_command(name: str | None, room: str, at: str | None, cancel: bool) -> None:
+    """Set a wake-up call for the guest in ROOM at HH:MM (property time), or --cancel it.
+
+    The running bridge does it, exactly as for *55*HHMM / *56 dialled on the room phone.
+    """
+    from datetime import datetime
+
+    if cancel == (at is not None):
+        raise click.UsageError("Give either HH:MM or --cancel.")
+    code = "*56"
+    if at is not None:
+        try:
+            code = "*55*" + datetime.strptime(at, "%H:%M").strftime("%H%M")
+        except ValueError:
+            raise click.BadParameter(f"{at!r} is not a time such as 07:00", param_hint="HH:MM") from None
+    _, entry = _entry(name, required=True)
+    assert entry is not None
+    options = _options(entry)
+    if options is None:
+        raise click.ClickException("Fix the options first (mews-bridge check).")
+    extension = options.room_map().extension_for(room)
+    if extension is None:
+        raise click.ClickException(f"Room {room} has no phone in the rooms option.")
+    answer = asyncio.run(_send_code(options, extension, code))
+    ok, _, text = answer.partition(" ")
+    if ok != "ok":
+        raise click.ClickException(f"Room {room}: {text or answer}")
+    click.echo(f"Room {room}: {text}")
+
+
+async def _send_code(options: AsteriskPbxOptions, extension: str, code: str) -> str:
+    """Hand ``code`` to the running bridge as if dialled on ``extension``; its answer."""
+    import uuid
+
+    from .ami import AmiError
+    from .phonecodes import REPLY_KEY, USER_EVENT
+
+    request = f"staff-{uuid.uuid4().hex}"
+    answer: str | None = None
+    family = f"{options.astdb_family}/{REPLY_KEY}"
+    client = _ami_client(options)
+    try:
+        await client.connect()
+        event = {
+            "UserEvent": USER_EVENT,
+            "Room": extension,
+            "Code": code,
+            "Request": request,
+            "Source": "staff",
+        }
+        await client.action("UserEvent", event)
+        for _ in range(int(REPLY_WAIT_S / REPLY_POLL_S)):  # AstDB over AMI can only be polled
+            answer = await client.db_get(family, request)
+            if answer is not None:
+                await client.db_del(family, request)
+                break
+            await asyncio.sleep(REPLY_POLL_S)
+    except AmiError as exc:
+        raise click.ClickException(f"Asterisk: {exc}") from None
+    finally:
+        await client.close()
+    if answer is None:
+        raise click.ClickException(
+            f"The bridge did not answer within {REPLY_WAIT_S:g} s: is it running, with this service?"
+        )
+    return answer
+
+
+@pbx.command("wakeups")
+@_service
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def wakeups_command(name: str | None, as_json: bool) -> None:
+    """Wake-up calls: set, ringing, answered or not (finished ones stay listed for a while)."""
+    from .wakeups import PREFIX, WakeUp
+
+    values = asyncio.run(_stored(_store_of(name), PREFIX))
+    records = sorted((WakeUp.from_store(v) for v in values), key=lambda r: (r.due, r.room))
+    if as_json:
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(r) for r in records], indent=2))
+        return
+    if not records:
+        click.echo("No wake-up calls.")
+        return
+    for record in records:
+        click.echo(f"room {record.room:<6} {record.time}  {record.date}  {_wakeup_state(record)}")
+
+
+def _wakeup_state(record: WakeUp) -> str:
+    tries = f"{record.tries} {'try' if record.tries == 1 else 'tries'}"
+    if record.state == "scheduled":
+        text = f"set by {record.set_by}" + (
+            f"; {tries} so far ({', '.join(record.outcomes)})" if record.tries else ""
+        )
+    elif record.state == "calling":
+        text = f"ringing (try {record.tries})"
+    elif record.state == "answered":
+        text = f"answered on try {record.tries}"
+    else:
+        text = f"not answered ({tries}: {', '.join(record.outcomes)})"
+        if record.reception:
+            text += f"; reception {record.reception}"
+        if record.task:
+            text += f"; Mews task {record.task}"
+    return f"{record.state:<10}  {text}"
+
+
+async def _stored(opened: StoreOpener, prefix: str) -> list[dict[str, object]]:
+    async with opened as store:
+        return list((await store.items(prefix)).values()) if store is not None else []

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from mews_bridge.mews.models import Reservation, Resource
+from mews_bridge import Reservation, Resource
 
 from .rooms import AstDbWrite, Guest, RoomMap, check_in, resync
 

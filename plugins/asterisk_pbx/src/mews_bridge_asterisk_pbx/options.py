@@ -30,10 +30,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from mews_bridge.option_types import TimeZoneName
+from mews_bridge import TimeZoneName
 
+from .housekeeping import HousekeepingOptions
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
+from .wakeups import WakeupOptions
 
 
 class AsteriskPbxOptions(BaseModel):
@@ -76,6 +78,13 @@ class AsteriskPbxOptions(BaseModel):
         gt=0,
         allow_inf_nan=False,
         description="A call priced higher (tariff currency) is held as failed",
+    )
+    housekeeping: HousekeepingOptions = Field(
+        default_factory=HousekeepingOptions,
+        description="Room status codes (*52*PIN*STATUS): staff and states",
+    )
+    wakeup: WakeupOptions = Field(
+        default_factory=WakeupOptions, description="Wake-up calls: channel, tries, reception, Mews task"
     )
 
     _tariff: Tariff = PrivateAttr()

@@ -7,6 +7,9 @@
   pushes AstDB again.
 * ``Cdr`` events that are guests' answered outside calls are rated, journalled and posted
   (:mod:`.charges`).
+* Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): room status
+  (:mod:`.housekeeping`) and wake-up calls (:mod:`.wakeups`); the answer goes back to the dialplan
+  through AstDB.
 """
 
 from __future__ import annotations
@@ -18,24 +21,53 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady, InstanceContext, Service
-from mews_bridge.inputs import is_guid
-from mews_bridge.mews.client import MewsClient
-from mews_bridge.mews.enterprise import Enterprise
-from mews_bridge.mews.errors import MewsAuthError, MewsError, MewsRequestError, MewsUnavailable
-from mews_bridge.mews.models import Customer, Reservation, Resource
-from mews_bridge.mews.models import Service as MewsService
-from mews_bridge.status import ChargeBook, ChargeLine
+from mews_bridge import (
+    ChargeBook,
+    ChargeLine,
+    Customer,
+    DeviceAuthFailed,
+    DeviceConfigError,
+    DeviceNotReady,
+    Enterprise,
+    InstanceContext,
+    MewsAuthError,
+    MewsClient,
+    MewsError,
+    MewsRequestError,
+    MewsService,
+    MewsUnavailable,
+    Reservation,
+    Resource,
+    Service,
+    is_guid,
+)
 
 from .ami import AmiActionError, AmiClient, AmiError
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
+from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
+from .phonecodes import (
+    REPLY_KEY,
+    CodeError,
+    PhoneRequest,
+    RoomStatusCode,
+    WakeupCancel,
+    WakeupCode,
+    parse_code,
+    reply,
+)
 from .rooms import AstDbWrite, Guest, RoomMap, asterisk_language
 from .tariff import TariffError
+from .wakeups import ANSWERED_KEY as WAKEUP_MARK
+from .wakeups import Guest as WakeupGuest
+from .wakeups import WakeupCalls, WakeupRefused
+
+PROPERTY_KEY = "property"
+"""Store key of what the command line needs to know about the property (its time zone)."""
 
 _CHARGES_SHOWN = 50
 CLOCK_SKEW = timedelta(minutes=5)
@@ -79,7 +111,9 @@ async def write_astdb(ami: AmiClient, writes: list[AstDbWrite]) -> None:
 class AsteriskPbxService(Service[AsteriskPbxOptions]):
     name = "asterisk_pbx"
     Options = AsteriskPbxOptions
-    secret_options = frozenset({"secret"})
+    secret_options = frozenset({"secret", "staff"})
+    reply_lifetime_s = 60.0
+    """An answer the dialplan did not pick up (the caller hung up) is deleted from AstDB after this."""
 
     def __init__(self, ctx: InstanceContext, options: AsteriskPbxOptions) -> None:
         super().__init__(ctx, options)
@@ -95,6 +129,9 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
         self._last_cdr: tuple[str, str | None] | None = None
         """When the last call record's call started, and from which extension."""
+        self._room_status: RoomStatusSender | None = None
+        self._pin_guard = PinGuard()
+        self._wakeups: WakeupCalls | None = None
         self._seen: datetime | None = None
         """Every Mews change before this moment is in the occupancy: a reconnect reads from here on."""
         self._missed: datetime | None = None
@@ -140,6 +177,19 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             on_auth_failure=ctx.stop,
         )
         await self._ledger.load()
+        await ctx.store.put(PROPERTY_KEY, {"timezone": enterprise.timezone.key})
+        self._room_status = RoomStatusSender(ctx.mews, ctx.store, ctx.logger)
+        self._wakeups = WakeupCalls(
+            options.wakeup,
+            ctx.store,
+            ctx.mews,
+            ctx.logger,
+            family=options.astdb_family,
+            zone=enterprise.timezone,
+            where=self._where,
+        )
+        await self._wakeups.load()
+        await self._wakeups.sync(self._in_house_rooms())
 
         ami = AmiClient(
             options.host,
@@ -147,15 +197,19 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             username=options.username,
             secret=options.secret.get_secret_value(),
             auth=options.auth,
-            events="cdr,system",
+            events="cdr,user,system,call",
             logger=ctx.logger,
         )
         ami.subscribe(self._on_cdr, "Cdr")
+        ami.subscribe(self._on_user_event, "UserEvent")
+        ami.subscribe(self._wakeups.on_originate_response, "OriginateResponse")
+        self._wakeups.attach(ami)
         ctx.on_unload(ami.close)
         await ami.connect()
         self._ami = ami
         try:
             await self.resync_pbx()
+            await self._tidy_astdb()
         except AmiActionError as exc:
             raise DeviceConfigError(
                 f"{exc}; the AMI user needs write = system,reporting in manager.conf"
@@ -165,6 +219,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         # After connect(): only later logins, after an outage or an Asterisk restart, resync from here.
         ami.add_connected_callback(self.resync_pbx)
         ctx.create_task(self._ledger.run(), "post call charges")
+        ctx.create_task(self._room_status.run(), "send room states")
+        ctx.create_task(self._wakeups.run(), "wake-up calls")
         self._log.info(
             "%d rooms, %d in house; posting calls under service %s with tax code %s",
             len(self._occupancy.room_names),
@@ -201,6 +257,14 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             raise DeviceConfigError(
                 "accounting_categories: " + ", ".join(f"{k} = {v}" for k, v in sorted(wrong.items()))
             )
+        department = options.wakeup.department_id
+        if department and department not in {
+            d.get("Id") for d in await mews.pages("departments/getAll", {}, "Departments")
+        }:
+            raise DeviceConfigError(
+                f"wakeup.department_id {department} is not a department of this property "
+                "(mews-bridge pbx setup lists them)"
+            )
         taxes = await load_tax_rates(mews, enterprise)
         if options.tax_code is not None and options.tax_code not in taxes.known:
             raise DeviceConfigError(
@@ -223,6 +287,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "pbx_timezone": str(self._zone),
             "tax_code": self._tax_code_at(datetime.now(UTC)),
             "charges": self._ledger.diagnostics() if self._ledger else None,
+            "wakeups": len(self._wakeups.records) if self._wakeups else None,
         }
 
     async def status(self) -> dict[str, Any]:
@@ -372,6 +437,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     async def _on_connected(self, event: dict[str, Any]) -> None:
         if self._ledger is not None:
             self._ledger.retry_now()
+        if self._room_status is not None:
+            self._room_status.retry_now()
         async with self._lock:
             try:
                 now = datetime.now(UTC)
@@ -397,6 +464,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     async def _push(self, rooms: set[str] | None, arrivals: set[str], *, check: bool = False) -> None:
         """Write what differs in AstDB for ``rooms`` (None: all); ``arrivals`` also lose the last
         guest's do-not-disturb. AMI faults are logged: the resync after the AMI reconnect repairs."""
+        if self._wakeups is not None:
+            await self._wakeups.sync(self._in_house_rooms())
         ami = self._ami
         if ami is None:
             return  # during setup; setup's own resync follows
@@ -489,3 +558,94 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             error=None if stay else f"nobody was in room {room} when the call started",
             **base,
         )
+
+    # Codes dialled on room phones
+
+    async def _tidy_astdb(self) -> None:
+        """At start: answers to codes left by a bridge that stopped within their minute, and wake-up
+        marks of tries nobody waits for any more, are deleted."""
+        assert self._ami is not None and self._wakeups is not None
+        family = self.options.astdb_family
+        await self._ami.action("DBDelTree", {"Family": f"{family}/{REPLY_KEY}"}, check=False)
+        waited_for = {r.action_id for r in self._wakeups.records if r.state == "calling"}
+        for path in await self._ami.db_get_tree(f"{family}/{WAKEUP_MARK}"):
+            action_id = path.rsplit("/", 1)[-1]
+            if action_id not in waited_for:
+                await self._ami.db_del(f"{family}/{WAKEUP_MARK}", action_id)
+
+    def _on_user_event(self, message: Message) -> None:
+        request = PhoneRequest.from_event(message)
+        if request is not None:
+            # Each code in its own task: one waiting for Mews never holds up the next caller.
+            self.ctx.create_task(self._answer(request), f"code from {request.extension}")
+
+    async def _answer(self, request: PhoneRequest) -> None:
+        ok, text = await self._handle_code(request)
+        family = f"{self.options.astdb_family}/{REPLY_KEY}"
+        ami = self._ami
+        if ami is None:
+            return
+        try:
+            await ami.db_put(family, request.request, reply(ok, text))
+            await asyncio.sleep(self.reply_lifetime_s)
+            await ami.db_del(family, request.request)
+        except AmiError as exc:
+            self._log.warning("Could not answer the code from extension %s (%s)", request.extension, exc)
+
+    async def _handle_code(self, request: PhoneRequest) -> tuple[bool, str]:
+        """Carry out a code; (ok, words for the caller). Refusals are logged here, without PINs."""
+        room = self._rooms.resource_for(request.extension)
+        resource_id = self._occupancy.id_of(room) if room else None
+        try:
+            code = parse_code(request.code)
+            if room is None or resource_id is None:
+                raise CodeError(f"extension {request.extension} is not a room phone")
+            if isinstance(code, RoomStatusCode):
+                return await self._set_room_status(request.extension, room, resource_id, code)
+            return True, await self._wakeup(request, room, resource_id, code)
+        except (CodeError, RoomStatusRefused, WakeupRefused) as exc:
+            self._log.warning("Refused a code dialled on extension %s: %s", request.extension, exc)
+            return False, str(exc)
+
+    async def _set_room_status(
+        self, extension: str, room: str, resource_id: str, code: RoomStatusCode
+    ) -> tuple[bool, str]:
+        assert self._room_status is not None
+        now = datetime.now(UTC)
+        self._pin_guard.check(extension, now)
+        try:
+            staff, state = resolve(self.options.housekeeping, code.pin, code.status)
+        except UnknownPin:
+            self._pin_guard.wrong(extension, now)
+            raise
+        self._pin_guard.right(extension)
+        if await self._room_status.send(StatusChange(resource_id, room, state, staff)):
+            return True, f"room {room} {state}"
+        return False, f"Mews refused room {room} {state}"
+
+    async def _wakeup(
+        self, request: PhoneRequest, room: str, resource_id: str, code: WakeupCode | WakeupCancel
+    ) -> str:
+        assert self._wakeups is not None
+        stay = self._occupancy.holder(resource_id)
+        if stay is None:
+            raise CodeError(f"room {room} has no guest in house")
+        if isinstance(code, WakeupCancel):
+            return await self._wakeups.cancel(stay.reservation_id, room)
+        set_by = "staff" if request.by_staff else "the room phone"
+        return await self._wakeups.set(stay.reservation_id, room, code.at, set_by)
+
+    def _in_house_rooms(self) -> dict[str, str]:
+        """Reservation id → room name, for everyone in house."""
+        return {
+            stay.reservation_id: self._occupancy.name_of(stay.resource_id) or ""
+            for stay in self._occupancy.in_house()
+        }
+
+    def _where(self, reservation_id: str) -> WakeupGuest | None:
+        stay = next((s for s in self._occupancy.in_house() if s.reservation_id == reservation_id), None)
+        room = self._occupancy.name_of(stay.resource_id) if stay else None
+        extension = self._rooms.extension_for(room) if room else None
+        if stay is None or room is None or extension is None:
+            return None
+        return WakeupGuest(room, extension, stay.guest.language if stay.guest else None)

@@ -3,7 +3,12 @@
 The file format is described in the plugin's README ("Tariff file"). In short: ``[numbering]`` says
 how guests dial, ``[free]`` lists numbers that are never charged, ``[classes.<name>]`` give prices
 (local, national, mobile, international, premium, or any name), and ``[prefixes]`` map E.164
-prefixes to classes, the longest matching prefix winning.
+prefixes, optionally with a number type (``"+43 mobile"``), to classes, the longest matching prefix
+winning.
+
+Numbering plans come from ``phonenumbers`` (the Python port of Google's libphonenumber): whether a
+number can exist, its type (mobile, fixed, premium, toll-free …) and how it is written
+(``+43 316 123456``, ``+44 20 7123 4567``).
 """
 
 from __future__ import annotations
@@ -15,19 +20,27 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _PREFIX = re.compile(r"\+[0-9]*")
-# ITU-T E.164 country codes of one and two digits; every other code has three.
-_CC1 = frozenset({"1", "7"})
-_CC2 = frozenset(
-    {
-        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
-        "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
-        "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
-    }
-)  # fmt: skip
+# libphonenumber's types, by the names a tariff uses.
+NUMBER_TYPES: dict[int, str] = {
+    PhoneNumberType.FIXED_LINE: "fixed",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed",  # North America cannot tell them apart
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.TOLL_FREE: "toll-free",
+    PhoneNumberType.PREMIUM_RATE: "premium",
+    PhoneNumberType.SHARED_COST: "shared-cost",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+}
+TYPE_NAMES = frozenset(NUMBER_TYPES.values()) | {"unknown"}
 _SIXTY = Decimal(60)
 
 
@@ -92,6 +105,8 @@ class FreeNumbers(_Strict):
     """Dialled exactly so: emergency and service numbers (``112``, ``911``, ``999``)."""
     prefixes: list[str] = []
     """E.164 prefixes (``+800``, ``+48800``): toll-free."""
+    types: list[str] = []
+    """Number types that are free wherever they are (``toll-free``)."""
 
 
 class TariffFile(_Strict):
@@ -113,6 +128,9 @@ class Rating:
     """E.164, e.g. ``+48221234567``."""
     display: str
     """For bills: ``+48 22 123 45 67``."""
+    number_type: str
+    """``fixed``, ``mobile``, ``premium``, ``toll-free`` … (see :data:`NUMBER_TYPES`), ``unknown``,
+    or empty for internal and emergency numbers."""
     call_class: str
     """The tariff class, or ``free`` for free and internal numbers."""
     prefix: str
@@ -143,9 +161,13 @@ class Tariff:
         for prefix in spec.free.prefixes:
             _check_prefix(prefix, "[free] prefixes")
         self._free_prefixes = tuple(spec.free.prefixes)
-        self._prefixes: dict[str, tuple[str, Prices]] = {}
-        for prefix, entry in spec.prefixes.items():
+        self._free_types = frozenset(_check_type(t, "[free] types") for t in spec.free.types)
+        # (prefix, number type or None) → class and prices
+        self._prefixes: dict[tuple[str, str | None], tuple[str, Prices]] = {}
+        for key, entry in spec.prefixes.items():
+            prefix, _, number_type = key.partition(" ")
             _check_prefix(prefix, "[prefixes]")
+            typed = _check_type(number_type.strip(), f"[prefixes] {key!r}") if number_type.strip() else None
             override = (
                 entry
                 if isinstance(entry, PrefixOverride)
@@ -154,12 +176,12 @@ class Tariff:
             base = spec.classes.get(override.call_class)
             if base is None:
                 raise TariffError(
-                    f"Prefix {prefix!r} names class {override.call_class!r}, "
+                    f"Prefix {key!r} names class {override.call_class!r}, "
                     f"which has no [classes.{override.call_class}] table"
                 )
             changes = override.model_dump(exclude={"call_class"}, exclude_none=True)
-            self._prefixes[prefix] = (override.call_class, base.model_copy(update=changes))
-        self._longest = max((len(p) for p in self._prefixes), default=0)
+            self._prefixes[prefix, typed] = (override.call_class, base.model_copy(update=changes))
+        self._longest = max((len(p) for p, _ in self._prefixes), default=0)
 
     @property
     def classes(self) -> frozenset[str]:
@@ -217,9 +239,21 @@ class Tariff:
             raise TariffError(f"{dialled!r} is not a phone number that can be rated")
         return number
 
-    def display(self, number: str) -> str:
-        """``+48221234567`` → ``+48 22 123 45 67``: country code, area, then short groups."""
-        return format_number(number, self._numbering.country_code, self._numbering.area_code)
+    @staticmethod
+    def display(number: str) -> str:
+        """An E.164 number as its country writes it: ``+43 316 123456``, ``+48 22 123 45 67``."""
+        parsed = _parse(number)
+        return (
+            number
+            if parsed is None
+            else phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        )
+
+    @staticmethod
+    def number_type(number: str) -> str:
+        """``mobile``, ``fixed``, ``premium``, ``toll-free`` … or ``unknown``, from the numbering plans."""
+        parsed = _parse(number)
+        return "unknown" if parsed is None else NUMBER_TYPES.get(phonenumbers.number_type(parsed), "unknown")
 
     def _clean(self, dialled: str) -> str:
         digits = _SEPARATORS.sub("", dialled)
@@ -241,22 +275,23 @@ class Tariff:
         if digits.isdigit() and len(digits) <= self._numbering.internal_max_length:
             return self._free(dialled, billable_seconds, "internal number")
         number = self.normalise(dialled)
-        display = self.display(number)
-        if number.startswith(self._free_prefixes):
-            return Rating(number, display, "free", "", billable_seconds, 0, self._zero, "toll-free")
+        display, kind = self.display(number), self.number_type(number)
+        if number.startswith(self._free_prefixes) or kind in self._free_types:
+            return Rating(number, display, kind, "free", "", billable_seconds, 0, self._zero, "toll-free")
         for length in range(min(len(number), self._longest), 0, -1):
-            found = self._prefixes.get(number[:length])
+            prefix = number[:length]
+            found = self._prefixes.get((prefix, kind)) or self._prefixes.get((prefix, None))
             if found is not None:
                 call_class, prices = found
                 charged, amount = self._price(prices, billable_seconds)
                 reason = "short call" if charged == 0 else None
                 return Rating(
-                    number, display, call_class, number[:length], billable_seconds, charged, amount, reason
+                    number, display, kind, call_class, prefix, billable_seconds, charged, amount, reason
                 )
         raise TariffError(f'No tariff prefix matches {number} (add a catch-all "+" prefix)')
 
     def _free(self, dialled: str, billable_seconds: int, reason: str) -> Rating:
-        return Rating(dialled, dialled, "free", "", billable_seconds, 0, self._zero, reason)
+        return Rating(dialled, dialled, "", "free", "", billable_seconds, 0, self._zero, reason)
 
     def _price(self, prices: Prices, seconds: int) -> tuple[int, Decimal]:
         if seconds <= 0 or seconds <= prices.free_seconds:
@@ -279,43 +314,14 @@ def _check_prefix(prefix: str, where: str) -> None:
         raise TariffError(f'{where}: {prefix!r} is not an E.164 prefix such as "+4822" or "+"')
 
 
-def country_code(digits: str) -> str:
-    """The E.164 country code at the start of ``digits`` (no ``+``)."""
-    if digits[:1] in _CC1:
-        return digits[:1]
-    if digits[:2] in _CC2:
-        return digits[:2]
-    return digits[:3]
+def _check_type(name: str, where: str) -> str:
+    if name not in TYPE_NAMES:
+        raise TariffError(f"{where}: {name!r} is not a number type ({', '.join(sorted(TYPE_NAMES))})")
+    return name
 
 
-def format_number(number: str, home_country: str = "", home_area: str = "") -> str:
-    """A readable E.164 number: ``+48 22 123 45 67``, ``+44 20 7123 4567``, ``+1 212 555 0123``.
-
-    Not each country's own convention (that needs a numbering-plan database): the country code,
-    then the hotel's area code when it matches (else two digits; three in North America), then the
-    rest in groups of 3-3, 3-2-2 or 4-4.
-    """
-    digits = number.removeprefix("+")
-    cc = country_code(digits)
-    national = digits[len(cc) :]
-    if cc == "1":
-        parts = [national[:3], national[3:6], national[6:]]
-    else:
-        area_length = 2
-        if cc == home_country and home_area and national.startswith(home_area):
-            area_length = len(home_area)
-        parts = [national[:area_length], *_groups(national[area_length:])]
-    return " ".join(["+" + cc, *(p for p in parts if p)])
-
-
-def _groups(digits: str) -> list[str]:
-    size = len(digits)
-    if size <= 4:
-        return [digits] if digits else []
-    if size == 6:
-        return [digits[:3], digits[3:]]
-    if size == 7:
-        return [digits[:3], digits[3:5], digits[5:]]
-    if size == 8:
-        return [digits[:4], digits[4:]]
-    return [digits[:3], *_groups(digits[3:])]
+def _parse(number: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(number)
+    except NumberParseException:
+        return None

@@ -22,17 +22,19 @@ from mews_bridge import (
     DeviceConfigError,
     DeviceDriver,
     DeviceNotReady,
+    DocumentError,
+    decode_file_data,
 )
 
-from .device import PrinterConnection
+from .link import PrinterConnection
 from .options import Options
 from .status import PrinterStatus
 from .transport import LinkError, LinkTimeout
 
 if TYPE_CHECKING:
-    from mews_bridge.mews.models import PrinterData
+    from mews_bridge import PrinterData
 
-    from .job import PrinterModel
+    from .codec import PrinterModel
     from .raster import Document
 
 FAULT_NOTES = {  # what happened, and what the front desk can do about it
@@ -69,7 +71,7 @@ class EscposPrinterDriver(DeviceDriver[Options]):
 
     async def setup(self) -> None:
         def _load() -> PrinterModel:
-            from .job import load_model  # reads a file: off the event loop
+            from .codec import load_model  # reads a file: off the event loop
 
             return load_model(self.options, self.ctx.ensure_state_dir() / "escpos-cache")
 
@@ -167,17 +169,17 @@ class EscposPrinterDriver(DeviceDriver[Options]):
             max_bytes=int(options.max_document_mb * 1_000_000),
         )
         try:
-            raw = raster.decode_file_data(data.file_data, settings.max_bytes)
+            raw = decode_file_data(data.file_data, settings.max_bytes)
             return raster.open_document(raw, data.file_type, settings)
-        except raster.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
 
     def _encode_page(self, document: Document, index: int) -> bytes:
-        from . import job, raster
+        from . import codec
 
         try:
             page = document.page(index)
-        except raster.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
         except Exception as exc:  # PDFium and Pillow fail in many ways on odd input
             self.ctx.logger.warning("%s: page %d cannot be rendered: %r", self.ctx.name, index + 1, exc)
@@ -187,15 +189,15 @@ class EscposPrinterDriver(DeviceDriver[Options]):
         if page is None:  # a blank page
             return b""
         if isinstance(page, str):
-            return job.encode_text(page, self._model.profile)
-        return job.encode_image(page, self._model.image_mode)
+            return codec.encode_text(page, self._model.profile)
+        return codec.encode_image(page, self._model.image_mode)
 
     async def _print(self, command: CommandJob[Any], document: Document, copies: int) -> str | None:
-        from . import job
+        from . import codec
 
         name = self.ctx.name
         pages = document.page_count
-        end_of_copy = job.encode_feed(self._model.feed_lines) + job.encode_cut(self._model.cut)
+        end_of_copy = codec.encode_feed(self._model.feed_lines) + codec.encode_cut(self._model.cut)
         warnings: list[str] = []
         where = ""  # which page is being printed, for the Notes
         printer = self._connect()
@@ -205,10 +207,10 @@ class EscposPrinterDriver(DeviceDriver[Options]):
                 if resync:
                     # An earlier run stopped mid-way: end its half-sent command first, or the
                     # printer would take even the status request as image data.
-                    await self._send(printer, job.resync(self._model.dots))
+                    await self._send(printer, codec.resync(self._model.dots))
                 self._check(await printer.status(), warnings, where)
                 # After a resync, cut off the remains of the earlier run.
-                await self._send(printer, end_of_copy if resync else job.INIT)
+                await self._send(printer, end_of_copy if resync else codec.INIT)
                 encoded: list[bytes] = []  # kept for the copies after the first: ~60 KB an A4 page
                 uncut = 0  # pages printed since the last cut
                 try:

@@ -17,18 +17,17 @@ Thermal heads print every dot as a solid dot and spread it a little, so:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.parser
 import email.policy
 import io
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
 import pypdfium2 as pdfium
 from PIL import Image, ImageOps
+
+from mews_bridge import PDFIUM_LOCK, DocumentError
 
 Page = Image.Image | str | None
 
@@ -53,15 +52,9 @@ DOT_GAIN_GAMMA = 0.8
 WHITE_LEVEL = 250
 """Grey levels at or above this count as paper when trimming."""
 
-# PDFium is not thread-safe: with several printers rendering at once, calls must not overlap.
-_PDFIUM_LOCK = threading.Lock()
 _DOT_GAIN = [round(255 * (v / 255) ** DOT_GAIN_GAMMA) for v in range(256)]
 _NON_WHITE = [255 if v < WHITE_LEVEL else 0 for v in range(256)]
 _THRESHOLD = [255 if v >= 128 else 0 for v in range(256)]
-
-
-class DocumentError(Exception):
-    """The document cannot be printed as given; the message is written for the front desk."""
 
 
 @dataclass(frozen=True)
@@ -71,26 +64,6 @@ class RasterSettings:
     trim: bool = True
     max_pages: int = 20
     max_bytes: int = 10_000_000
-
-
-def decode_file_data(data: str, max_bytes: int) -> bytes:
-    """Decode Mews ``FileData``; line breaks and spaces inside the base64 are tolerated."""
-    compact = "".join(data.split())
-    if len(compact) * 3 // 4 > max_bytes + 3:
-        raise DocumentError(f"the document is larger than the {_megabytes(max_bytes)} limit")
-    try:
-        raw = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        raise DocumentError("the document data is not valid base64") from None
-    if not raw:
-        raise DocumentError("the document is empty")
-    if len(raw) > max_bytes:
-        raise DocumentError(f"the document is larger than the {_megabytes(max_bytes)} limit")
-    return raw
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 1_000_000:g} MB"
 
 
 def media_type(file_type: str) -> tuple[str, dict[str, str]]:
@@ -163,7 +136,7 @@ class PdfDocument(Document):
 
     def __init__(self, raw: bytes, settings: RasterSettings) -> None:
         self._settings = settings
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             try:
                 self._pdf = pdfium.PdfDocument(raw)
             except pdfium.PdfiumError as exc:
@@ -217,7 +190,7 @@ class PdfDocument(Document):
 
     def page(self, index: int) -> Page:
         left, right, scale = self._slices[index]
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             page = self._pdf[index]
             try:
                 width = page.get_size()[0]
@@ -232,7 +205,7 @@ class PdfDocument(Document):
         return _fit_width(to_bitmap(gray, self._settings.dither), self._settings.dots)
 
     def close(self) -> None:
-        with _PDFIUM_LOCK:
+        with PDFIUM_LOCK:
             self._pdf.close()
 
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mews_bridge.mews.models import Bill, FiscalMachineData
+from mews_bridge import Bill, FiscalMachineData
 
 from .journal import Entry, plain_json
 from .money import Breakdown, BreakdownError, TaxMap, bill_breakdown, check_balance, item_lines
 from .register import ReceiptDraft
 
 if TYPE_CHECKING:
-    from mews_bridge.mews.client import MewsClient
+    from mews_bridge import MewsClient
 
 # Guest data Mews puts on bills; the journal keeps ids, not names and addresses (GDPR minimisation).
 _PERSONAL_KEYS = frozenset(

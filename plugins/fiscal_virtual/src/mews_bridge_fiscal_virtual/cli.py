@@ -31,7 +31,7 @@ def _now() -> datetime:
 def _state_dir(device: str | None, state_dir: Path | None) -> Path:
     if state_dir is not None:
         return state_dir
-    from mews_bridge.cli import CliState
+    from mews_bridge import CliState
 
     state = click.get_current_context().find_object(CliState)
     if state is None:

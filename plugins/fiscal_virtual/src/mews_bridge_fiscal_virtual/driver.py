@@ -34,10 +34,10 @@ from mews_bridge import (
     DeviceDriver,
     DeviceNotReady,
     InstanceContext,
+    MewsError,
+    describe_validation_error,
     metrics,
 )
-from mews_bridge.inputs import describe_validation_error
-from mews_bridge.mews.errors import MewsError
 
 from .bill import (
     FiscalBill,

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mews_bridge.option_types import TimeZoneName
+from mews_bridge import TimeZoneName
 
 from .layout import COLUMNS
 from .profiles import PROFILES

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import click
 
+from .codec import IppOperation, IppTag, values
 from .link import IppLink, LinkError, Unreachable, certificate_fingerprint
-from .protocol import IppOperation, IppTag, values
 from .status import PrinterState
 
 SERVICE_TYPES = ("_ipps._tcp.local.", "_ipp._tcp.local.")

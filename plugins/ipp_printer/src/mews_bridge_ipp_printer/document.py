@@ -7,16 +7,15 @@ one at a time; an A4 page at 300 dpi is 8.7 MB of grey while it is encoded.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 from PIL import Image
+
+from mews_bridge import PDFIUM_LOCK, DocumentError
 
 from . import pwg
 
@@ -28,12 +27,6 @@ PREFERRED_DPI = 300
 JPEG_QUALITY = 85
 MAX_RASTER_DPI = 600
 _MEDIA_SIZE = re.compile(r"_(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)(mm|in)$")
-# PDFium is not thread-safe: renders of two printers must not overlap.
-PDFIUM_LOCK = threading.Lock()
-
-
-class DocumentError(Exception):
-    """The document cannot be printed as given; the message is plain words for the front desk."""
 
 
 @dataclass(frozen=True)
@@ -71,24 +64,6 @@ class Prepared:
     format: str
     documents: list[bytes]
     pages: int
-
-
-def decode_base64(text: str, max_bytes: int) -> bytes:
-    """Mews ``FileData`` to bytes (line breaks in the base64 allowed), refusing what is not base64
-    or is over the size limit, checked before decoding."""
-    compact = "".join(text.split())
-    too_big = DocumentError(f"the document is over the {max_bytes / 1_000_000:g} MB limit")
-    if len(compact) // 4 * 3 > max_bytes + 2:
-        raise too_big
-    try:
-        raw = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        raise DocumentError("the document data is not valid base64") from None
-    if not raw:
-        raise DocumentError("the document is empty")
-    if len(raw) > max_bytes:
-        raise too_big
-    return raw
 
 
 def choose_target(

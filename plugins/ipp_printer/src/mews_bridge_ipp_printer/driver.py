@@ -28,6 +28,8 @@ from mews_bridge import (
     DeviceConfigError,
     DeviceDriver,
     DeviceNotReady,
+    DocumentError,
+    decode_file_data,
 )
 
 from .options import Options
@@ -46,17 +48,17 @@ class _OnFirstUse:
 
 
 if TYPE_CHECKING:
-    from mews_bridge.mews.models import PrinterData
+    from mews_bridge import PrinterData
 
-    from . import link, protocol
+    from . import codec, link
     from . import status as printer_status
+    from .codec import Attribute, Message
     from .document import Prepared, Target
-    from .protocol import Attribute, Message
 else:
     # pyipp and aiohttp (about 9 MB) load when a printer is first set up, not when the plugin is
     # registered: a bridge with the plugin installed and no IPP printer never holds them.
-    link, protocol, printer_status = (
-        _OnFirstUse(f"{__package__}.{name}") for name in ("link", "protocol", "status")
+    codec, link, printer_status = (
+        _OnFirstUse(f"{__package__}.{name}") for name in ("codec", "link", "status")
     )
 
 PRINTER_ATTRIBUTES = [
@@ -136,9 +138,9 @@ class IppPrinterDriver(DeviceDriver[Options]):
             raise DeviceConfigError(f"{self.ctx.name} at {self.options.uri}: {exc}") from None
         self._model = str(printer.attributes.get("printer-make-and-model") or "")
         self._formats = tuple(
-            str(value) for value in protocol.values(printer.attributes, "document-format-supported")
+            str(value) for value in codec.values(printer.attributes, "document-format-supported")
         )
-        media = protocol.values(printer.attributes, "media-supported")
+        media = codec.values(printer.attributes, "media-supported")
         if self.options.media and media and self.options.media not in media:
             self.ctx.logger.warning(
                 "%s does not list the media %s; it lists %s",
@@ -206,7 +208,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
             )
         cut_short = len(progress.jobs) < progress.total  # not every Print-Job was sent
         if cut_short or any(
-            state in (protocol.IppJobState.CANCELED, protocol.IppJobState.ABORTED) for state in states
+            state in (codec.IppJobState.CANCELED, codec.IppJobState.ABORTED) for state in states
         ):
             await self.ctx.store.delete(key)
             notes = await self.execute(job)
@@ -220,14 +222,13 @@ class IppPrinterDriver(DeviceDriver[Options]):
         return "Printed before the bridge restarted."
 
     async def _print(self, job: CommandJob[Any], progress: Progress) -> str | None:
-        from . import document
 
         data: PrinterData = job.data
         name = self.ctx.name
         options = self.options
         try:
-            raw = document.decode_base64(data.file_data, int(options.max_document_mb * 1_000_000))
-        except document.DocumentError as exc:
+            raw = decode_file_data(data.file_data, int(options.max_document_mb * 1_000_000))
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
         printer = await self._ask_or_fail()
         stop = printer.stop_notes(name)
@@ -272,22 +273,22 @@ class IppPrinterDriver(DeviceDriver[Options]):
         media_name = self.options.media or str(attributes.get("media-default") or "")
         resolutions = [
             value[0]
-            for value in protocol.values(attributes, "pwg-raster-document-resolution-supported")
+            for value in codec.values(attributes, "pwg-raster-document-resolution-supported")
             if isinstance(value, tuple) and len(value) == 3 and value[2] == 3  # dots per inch
         ]
         try:
             return document.choose_target(
                 file_type,
-                [str(value) for value in protocol.values(attributes, "document-format-supported")],
+                [str(value) for value in codec.values(attributes, "document-format-supported")],
                 color_mode=self.options.color_mode,
                 media=document.Media.parse(media_name),
                 fit=self.options.fit_to_page,
                 resolutions=resolutions,
                 raster_types=[
-                    str(value) for value in protocol.values(attributes, "pwg-raster-document-type-supported")
+                    str(value) for value in codec.values(attributes, "pwg-raster-document-type-supported")
                 ],
             )
-        except document.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed on {self.ctx.name}: {exc}.") from None
 
     async def _prepare(self, raw: bytes, file_type: str, target: Target) -> Prepared:
@@ -295,7 +296,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
 
         try:
             return await asyncio.to_thread(document.prepare, raw, file_type, target, self.options.max_pages)
-        except document.DocumentError as exc:
+        except DocumentError as exc:
             raise CommandRejected(f"The document could not be printed: {exc}.") from None
         except Exception as exc:  # PDFium and Pillow fail in many ways on odd input
             self.ctx.logger.warning("%s: the document cannot be rendered: %r", self.ctx.name, exc)
@@ -306,7 +307,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
     ) -> list[Submission]:
         """Print-Jobs in printing order. Copies are the printer's job when it makes that many; else
         the documents are sent again, each copy in page order."""
-        supported = protocol.values(printer.attributes, "copies-supported")
+        supported = codec.values(printer.attributes, "copies-supported")
         printer_copies = len(supported) == 2 and supported[0] <= copies <= supported[1]
         per_page = prepared.pages // len(prepared.documents)
         # Several documents (JPEG pages) are sent copy by copy, so the copies come out collated.
@@ -321,20 +322,20 @@ class IppPrinterDriver(DeviceDriver[Options]):
         options = self.options
         found: list[Attribute] = []
         if submission.copies > 1:
-            found.append(("copies", protocol.IppTag.INTEGER, submission.copies))
+            found.append(("copies", codec.IppTag.INTEGER, submission.copies))
         if options.media:
-            found.append(("media", protocol.IppTag.KEYWORD, options.media))
-        if options.sides in protocol.values(attributes, "sides-supported"):
-            found.append(("sides", protocol.IppTag.KEYWORD, options.sides))
-        if options.color_mode != "auto" and options.color_mode in protocol.values(
+            found.append(("media", codec.IppTag.KEYWORD, options.media))
+        if options.sides in codec.values(attributes, "sides-supported"):
+            found.append(("sides", codec.IppTag.KEYWORD, options.sides))
+        if options.color_mode != "auto" and options.color_mode in codec.values(
             attributes, "print-color-mode-supported"
         ):
-            found.append(("print-color-mode", protocol.IppTag.KEYWORD, options.color_mode))
+            found.append(("print-color-mode", codec.IppTag.KEYWORD, options.color_mode))
         scaling = "fit" if options.fit_to_page else "none"
-        if target.format == "application/pdf" and scaling in protocol.values(
+        if target.format == "application/pdf" and scaling in codec.values(
             attributes, "print-scaling-supported"
         ):
-            found.append(("print-scaling", protocol.IppTag.KEYWORD, scaling))
+            found.append(("print-scaling", codec.IppTag.KEYWORD, scaling))
         return found
 
     async def _submit(
@@ -399,16 +400,16 @@ class IppPrinterDriver(DeviceDriver[Options]):
         while True:
             try:
                 return await self._link.call(
-                    protocol.IppOperation.PRINT_JOB,
+                    codec.IppOperation.PRINT_JOB,
                     [
-                        ("job-name", protocol.IppTag.NAME, job_name),
-                        ("document-format", protocol.IppTag.MIME_TYPE, document_format),
+                        ("job-name", codec.IppTag.NAME, job_name),
+                        ("document-format", codec.IppTag.MIME_TYPE, document_format),
                     ],
                     job_attributes=self._job_attributes(printer, submission, target),
                     data=submission.document,
                 )
             except link.StatusError as exc:
-                if exc.status != protocol.IppStatus.ERROR_BUSY or loop.time() > deadline:
+                if exc.status != codec.IppStatus.ERROR_BUSY or loop.time() > deadline:
                     raise
             await asyncio.sleep(max(self.options.poll_interval_s, BUSY_RETRY_S))
 
@@ -433,21 +434,21 @@ class IppPrinterDriver(DeviceDriver[Options]):
             while True:
                 try:
                     answer = await self._link.call(
-                        protocol.IppOperation.GET_JOB_ATTRIBUTES,
+                        codec.IppOperation.GET_JOB_ATTRIBUTES,
                         [
-                            ("job-id", protocol.IppTag.INTEGER, job_id),
-                            ("requested-attributes", protocol.IppTag.KEYWORD, JOB_ATTRIBUTES),
+                            ("job-id", codec.IppTag.INTEGER, job_id),
+                            ("requested-attributes", codec.IppTag.KEYWORD, JOB_ATTRIBUTES),
                         ],
                     )
                 except link.StatusError as exc:
                     if (
-                        exc.status == protocol.IppStatus.ERROR_NOT_FOUND
+                        exc.status == codec.IppStatus.ERROR_NOT_FOUND
                     ):  # purged at once by printers that keep no history
                         notes.append(
                             f"{name} no longer lists the job, so the bridge cannot confirm it printed."
                         )
                         return
-                    if exc.status == protocol.IppStatus.ERROR_OPERATION_NOT_SUPPORTED:
+                    if exc.status == codec.IppStatus.ERROR_OPERATION_NOT_SUPPORTED:
                         notes.append(
                             f"{name} does not report on its jobs: the bridge knows it took the "
                             "document, not that it printed."
@@ -468,11 +469,11 @@ class IppPrinterDriver(DeviceDriver[Options]):
                 if isinstance(impressions, int) and total:
                     await command.progress(min(done + impressions, total) / total)
                 if state in printer_status.JOB_DONE:
-                    self._job_ended(int(state), protocol.values(attributes, "job-state-reasons"))
+                    self._job_ended(int(state), codec.values(attributes, "job-state-reasons"))
                     return
                 printer = await self._ask_printer_quietly()
                 waiting = printer is not None and (
-                    state == protocol.IppJobState.STOPPED
+                    state == codec.IppJobState.STOPPED
                     or printer.media_waiting
                     or bool(printer.stop_notes(name))
                 )
@@ -502,11 +503,11 @@ class IppPrinterDriver(DeviceDriver[Options]):
 
     def _job_ended(self, state: int, reasons: list[str]) -> None:
         name = self.ctx.name
-        if state == protocol.IppJobState.COMPLETED:
+        if state == codec.IppJobState.COMPLETED:
             return
         words = printer_status.job_reason_words(reasons)
         why = f": {words}" if words else ""
-        if state == protocol.IppJobState.CANCELED:
+        if state == codec.IppJobState.CANCELED:
             raise CommandFailed(
                 f"The job on {name} was cancelled before it finished printing{why}. Print again if needed."
             )
@@ -515,9 +516,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
     async def _cancel(self, job_id: int) -> None:
         try:
             await asyncio.wait_for(
-                self._link.call(
-                    protocol.IppOperation.CANCEL_JOB, [("job-id", protocol.IppTag.INTEGER, job_id)]
-                ),
+                self._link.call(codec.IppOperation.CANCEL_JOB, [("job-id", codec.IppTag.INTEGER, job_id)]),
                 CANCEL_TIMEOUT_S,
             )
         except (link.LinkError, TimeoutError) as exc:
@@ -538,10 +537,10 @@ class IppPrinterDriver(DeviceDriver[Options]):
     async def _find_job(self, job_name: str) -> int | None:
         """The newest job of that name on the printer, or None."""
         answer = await self._link.call(
-            protocol.IppOperation.GET_JOBS,
+            codec.IppOperation.GET_JOBS,
             [
-                ("which-jobs", protocol.IppTag.KEYWORD, "all"),
-                ("requested-attributes", protocol.IppTag.KEYWORD, ["job-id", "job-name"]),
+                ("which-jobs", codec.IppTag.KEYWORD, "all"),
+                ("requested-attributes", codec.IppTag.KEYWORD, ["job-id", "job-name"]),
             ],
         )
         found = [
@@ -556,14 +555,14 @@ class IppPrinterDriver(DeviceDriver[Options]):
         id: a printer that restarted numbers its jobs from 1 again)."""
         try:
             answer = await self._link.call(
-                protocol.IppOperation.GET_JOB_ATTRIBUTES,
+                codec.IppOperation.GET_JOB_ATTRIBUTES,
                 [
-                    ("job-id", protocol.IppTag.INTEGER, job_id),
-                    ("requested-attributes", protocol.IppTag.KEYWORD, ["job-state", "job-name"]),
+                    ("job-id", codec.IppTag.INTEGER, job_id),
+                    ("requested-attributes", codec.IppTag.KEYWORD, ["job-state", "job-name"]),
                 ],
             )
         except link.StatusError as exc:
-            if exc.status == protocol.IppStatus.ERROR_NOT_FOUND:
+            if exc.status == codec.IppStatus.ERROR_NOT_FOUND:
                 return None
             raise
         attributes = answer.jobs[0] if answer.jobs else {}
@@ -576,8 +575,8 @@ class IppPrinterDriver(DeviceDriver[Options]):
 
     async def _ask_printer(self) -> printer_status.PrinterState:
         answer = await self._link.call(
-            protocol.IppOperation.GET_PRINTER_ATTRIBUTES,
-            [("requested-attributes", protocol.IppTag.KEYWORD, PRINTER_ATTRIBUTES)],
+            codec.IppOperation.GET_PRINTER_ATTRIBUTES,
+            [("requested-attributes", codec.IppTag.KEYWORD, PRINTER_ATTRIBUTES)],
         )
         printer = printer_status.PrinterState.read(answer.printers[0] if answer.printers else {})
         self._last_state = printer

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from .protocol import Attribute, IppOperation, Message, ProtocolError, decode, request
+from .codec import Attribute, IppOperation, Message, ProtocolError, decode, request
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 631

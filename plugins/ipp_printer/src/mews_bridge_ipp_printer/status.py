@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import IppJobState, IppPrinterState, IppStatus, values
+from .codec import IppJobState, IppPrinterState, IppStatus, values
 
 FAULTS = {  # keyword -> (what happened, what to do)
     "media-empty": ("Paper out on {name}", "Load paper and print again."),

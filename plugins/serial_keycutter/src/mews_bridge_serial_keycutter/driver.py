@@ -14,8 +14,8 @@ from mews_bridge import (
     DeviceConfigError,
     DeviceDriver,
     DeviceNotReady,
+    KeyCutterData,
 )
-from mews_bridge.mews.models import KeyCutterData
 
 from .dialects import Dialect, KeyMode, KeyRequest, get_dialect
 from .keys import KeyLedger, KeyPlan, describe_keys, plan_keys, rooms_text

@@ -22,14 +22,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from mews_bridge import CommandRejected
-from mews_bridge.mews.models import KeyCutterData
+from mews_bridge import CommandRejected, KeyCutterData
 
 from .codec import FieldError, encode_field
 from .dialects import Dialect, KeyMode, KeyRequest
 
 if TYPE_CHECKING:
-    from mews_bridge.journal import KeyValueStore
+    from mews_bridge import KeyValueStore
 
     from .options import KeycutterOptions
 

@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mews_bridge.option_types import TimeZoneName
+from mews_bridge import TimeZoneName
 
 from .codec import FieldError, encode_field
 from .dialects import get_dialect

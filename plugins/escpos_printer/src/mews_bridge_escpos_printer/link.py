@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from . import status as codec
+from . import status
 from .options import Link
 from .status import PrinterStatus, StatusKind
 from .transport import LinkTimeout, Transport, make_transport
@@ -43,21 +43,21 @@ class PrinterConnection:
         """
         if not self.reads_status:
             return None
-        replies = dict(zip(codec.ROUTINE_KINDS, await self._ask(codec.ROUTINE_KINDS), strict=True))
-        found = codec.decode(replies)
+        replies = dict(zip(status.ROUTINE_KINDS, await self._ask(status.ROUTINE_KINDS), strict=True))
+        found = status.decode(replies)
         if found.error:
             (replies[StatusKind.ERROR_CAUSE],) = await self._ask((StatusKind.ERROR_CAUSE,))
-            found = codec.decode(replies)
+            found = status.decode(replies)
         return found
 
     async def _ask(self, kinds: tuple[StatusKind, ...]) -> list[int]:
         await self.transport.discard_input()
-        await self.write(codec.request(*kinds))
+        await self.write(status.request(*kinds))
         replies: list[int] = []
         try:
             async with asyncio.timeout(self.timeout):
                 while len(replies) < len(kinds):
-                    replies.extend(byte for byte in await self.transport.read() if codec.is_reply(byte))
+                    replies.extend(byte for byte in await self.transport.read() if status.is_reply(byte))
         except TimeoutError:
             raise LinkTimeout(f"no answer to a status request within {self.timeout:g} s") from None
         return replies[: len(kinds)]
