@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bench_pbx_sync import pbx_options
+
 from mews_bridge.testing import bridge_settings, running_bridge, service, wait_for
 from mews_bridge_asterisk_pbx.ami import AmiClient, _Session
 from mews_bridge_asterisk_pbx.cdr import charge_item_name, not_billable_reason, parse_cdr
@@ -260,14 +262,7 @@ async def posting(calls: int) -> tuple[list[float], list[float], float]:
     ):
         guest = hotel.add_customer("Huber", "Anna")
         hotel.add_reservation(guest, hotel.resource_id("101"), "Started")
-        options = {
-            "port": pbx.port,
-            "username": "mewsbridge",
-            "secret": "b",
-            "service_id": hotel.service_id("Telephone"),
-            "tariff": str(TARIFF),
-            "timezone": "Europe/Warsaw",
-        }
+        options = pbx_options(hotel, pbx)
         with tempfile.TemporaryDirectory() as state_dir:
             settings = bridge_settings(
                 hotel,

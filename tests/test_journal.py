@@ -81,3 +81,21 @@ async def test_a_locked_or_closed_journal_raises_its_own_error(tmp_path):
     await journal.close()
     with pytest.raises(JournalError):
         await journal.get("c1")
+
+
+async def test_a_receipt_skips_the_fsync_but_every_transition_after_it_waits_for_the_disk(tmp_path):
+    journal = await Journal.open(tmp_path / "journal.sqlite")
+    try:
+        assert await journal.add("c1", "d1", "Printer", "2026-01-01T00:00:00+00:00") is True
+        assert await journal.add("c1", "d1", "Printer", "2026-01-01T00:00:00+00:00") is False
+        synchronous = await journal._run(lambda: journal._exec("PRAGMA synchronous").fetchone()[0])
+        assert synchronous == 2  # FULL again: the running mark flushes the receipt with it
+        await journal.mark_running("c1", "Printer")
+    finally:
+        await journal.close()
+    reopened = await Journal.open(tmp_path / "journal.sqlite")
+    try:
+        record = await reopened.get("c1")
+        assert record is not None and record.phase == "running"
+    finally:
+        await reopened.close()

@@ -353,8 +353,17 @@ class MewsClient:
         found = await self.pages("accountingCategories/getAll", everything, "AccountingCategories")
         return [AccountingCategory.model_validate(c) for c in found]
 
-    async def get_resources(self, resource_ids: Sequence[str] | None = None) -> list[Resource]:
-        extent = {"Extent": {"Resources": True, "Inactive": False}}
+    async def get_resources(
+        self,
+        resource_ids: Sequence[str] | None = None,
+        *,
+        updated_utc: tuple[datetime, datetime] | None = None,
+    ) -> list[Resource]:
+        """Active resources (rooms): those of ``resource_ids``, or those Mews changed within
+        ``updated_utc``, or every one."""
+        extent: dict[str, Any] = {"Extent": {"Resources": True, "Inactive": False}}
+        if updated_utc is not None:
+            extent["UpdatedUtc"] = _interval(updated_utc)
         if resource_ids is not None:
             return await self._by_ids(
                 "resources/getAll", "ResourceIds", resource_ids, "Resources", Resource, **extent
@@ -388,7 +397,7 @@ class MewsClient:
         if assigned_resource_ids is not None:
             parameters["AssignedResourceIds"] = list(assigned_resource_ids)
         if updated_utc is not None:
-            parameters["UpdatedUtc"] = {"StartUtc": _utc(updated_utc[0]), "EndUtc": _utc(updated_utc[1])}
+            parameters["UpdatedUtc"] = _interval(updated_utc)
         operation = "reservations/getAll/2023-06-06"
         if reservation_ids is not None:
             return await self._by_ids(
@@ -398,11 +407,24 @@ class MewsClient:
             Reservation.model_validate(r) for r in await self.pages(operation, parameters, "Reservations")
         ]
 
-    async def get_customers(self, customer_ids: Sequence[str]) -> list[Customer]:
+    async def get_customers(
+        self,
+        customer_ids: Sequence[str] | None = None,
+        *,
+        updated_utc: tuple[datetime, datetime] | None = None,
+    ) -> list[Customer]:
+        """Customers: those of ``customer_ids``, or every one Mews changed within ``updated_utc``."""
         extent = {"Extent": {"Customers": True, "Addresses": False}}
-        return await self._by_ids(
-            "customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent
+        if customer_ids is not None:
+            return await self._by_ids(
+                "customers/getAll", "CustomerIds", customer_ids, "Customers", Customer, **extent
+            )
+        if updated_utc is None:
+            raise ValueError("get_customers needs customer_ids or updated_utc")
+        changed = await self.pages(
+            "customers/getAll", {**extent, "UpdatedUtc": _interval(updated_utc)}, "Customers"
         )
+        return [Customer.model_validate(c) for c in changed]
 
     async def get_companionships(self, reservation_ids: Sequence[str]) -> list[Companionship]:
         """Who stays in these reservations: the guests in the room, whoever owns the reservation."""
@@ -444,6 +466,10 @@ class MewsClient:
 
     async def get_payments(self, *, bill_ids: Sequence[str]) -> list[Payment]:
         return await self._by_ids("payments/getAll", "BillIds", bill_ids, "Payments", Payment)
+
+
+def _interval(window: tuple[datetime, datetime]) -> dict[str, str]:
+    return {"StartUtc": _utc(window[0]), "EndUtc": _utc(window[1])}
 
 
 def _utc(moment: datetime) -> str:

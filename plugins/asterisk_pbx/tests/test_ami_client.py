@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady
+from mews_bridge.testing import wait_for
 from mews_bridge_asterisk_pbx.ami import (
     AmiActionError,
     AmiAuthError,
@@ -171,6 +172,23 @@ async def test_astdb_round_trip(client, ami_simulator):
     assert await client.db_del("hotel/101", "name") is True
     assert await client.db_del("hotel/101", "name") is False
     assert ami_simulator.astdb == {}
+
+
+async def test_astdb_writes_are_pipelined_not_one_round_trip_each(client, ami_simulator):
+    """All of a batch goes out before Asterisk answers any of it."""
+    ami_simulator.astdb["/hotel/103/dnd"] = "1"
+    ami_simulator.stall()
+    writes = asyncio.ensure_future(
+        client.db_write(
+            [("hotel/101", "name", "Anna"), ("hotel/102", "outside", "0"), ("hotel/103", "dnd", None)]
+        )
+    )
+    await wait_for(lambda: client.diagnostics()["actions_waiting"] == 3, what="three actions in flight")
+    ami_simulator.resume()
+    await writes
+    assert ami_simulator.astdb == {"/hotel/101/name": "Anna", "/hotel/102/outside": "0"}
+    await client.db_write([("hotel/103", "dnd", None)])  # already gone: fine
+    assert await client.db_get_trees(["hotel/101", "hotel/102"]) == ami_simulator.astdb
 
 
 async def test_variables(client, ami_simulator):

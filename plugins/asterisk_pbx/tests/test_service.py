@@ -237,7 +237,10 @@ async def test_calls_beyond_the_limits_are_held_as_failed_never_posted(pbx, hote
             "endless": variant(1, BillableSeconds=endless, Duration=endless),
             "day": variant(2, BillableSeconds="86401", Duration="86405"),
             "future": variant(
-                3, StartTime="9999-12-31 23:59:59", AnswerTime="9999-12-31 23:59:59", EndTime="9999-12-31 23:59:59"
+                3,
+                StartTime="9999-12-31 23:59:59",
+                AnswerTime="9999-12-31 23:59:59",
+                EndTime="9999-12-31 23:59:59",
             ),
             "old": variant(4, StartTime=long_ago, AnswerTime=long_ago, EndTime=long_ago),
             "pricey": variant(5, Destination="700123456", BillableSeconds="7000", Duration="7004"),  # premium

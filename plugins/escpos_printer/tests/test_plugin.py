@@ -38,3 +38,17 @@ def test_registering_imports_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_setting_up_a_printer_leaves_python_escpos_and_pillow_for_the_first_job(tmp_path):
+    """The profile is resolved at set-up; the libraries that print wait for a job (idle memory)."""
+    probe = (
+        "import sys, pathlib; "
+        "from mews_bridge_escpos_printer.codec import load_model; "
+        "from mews_bridge_escpos_printer.options import Options; "
+        f"model = load_model(Options(connection='tcp://printer', profile='TM-T20II'), pathlib.Path({str(tmp_path)!r})); "
+        "print(model.dots, model.cut, sorted(m for m in ('PIL', 'pypdfium2', 'escpos.printer', "
+        "'escpos.capabilities', 'qrcode', 'yaml', 'usb') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "576 full []"

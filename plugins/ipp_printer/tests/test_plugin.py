@@ -35,9 +35,10 @@ def test_hook_registers_the_driver():
 
 
 def test_registering_imports_nothing_heavy():
+    """A bridge with the plugin installed and no IPP printer set up holds none of its libraries."""
     probe = (
         "import sys, mews_bridge_ipp_printer.driver; "
-        "print(sorted(m for m in ('PIL', 'pypdfium2', 'zeroconf') if m in sys.modules))"
+        "print(sorted(m for m in ('PIL', 'pypdfium2', 'zeroconf', 'aiohttp', 'pyipp') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

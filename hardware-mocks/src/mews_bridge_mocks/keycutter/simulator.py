@@ -90,6 +90,7 @@ class EncoderSimulator(Simulator):
         error_code: str | None = None,
         silent: bool = False,
         on_card: Callable[[EncodedCard], Any] | None = None,
+        on_bytes: Callable[[bytes], Any] | None = None,
     ) -> None:
         self.dialect = get_dialect(dialect)
         self.encoder = encoder
@@ -101,6 +102,8 @@ class EncoderSimulator(Simulator):
         self.error_code = error_code
         self.silent = silent
         self.on_card = on_card
+        self.on_bytes = on_bytes
+        """Called with each chunk the moment it arrives, before it is read as frames (latency benches)."""
         self.encoded_cards: list[EncodedCard] = []
         self.requests: list[bytes] = []
         """Every request frame accepted (ACKed), byte for byte."""
@@ -162,6 +165,7 @@ class EncoderSimulator(Simulator):
             data = os.read(master, 4096)
         except BlockingIOError:
             return
+        self._arrived(data)
         for event in scanner.feed(data):
             self._handle(event, lambda reply: self._pty_write(master, reply))
 
@@ -181,12 +185,17 @@ class EncoderSimulator(Simulator):
         try:
             with contextlib.suppress(ConnectionError):  # the client went away: nothing to answer
                 while data := await reader.read(4096):
+                    self._arrived(data)
                     for event in scanner.feed(data):
                         self._handle(event, writer.write)
         finally:
             self._writers.discard(writer)
             self._tasks.discard(task)
             writer.close()
+
+    def _arrived(self, data: bytes) -> None:
+        if self.on_bytes is not None:
+            self.on_bytes(data)
 
     # The encoder
 

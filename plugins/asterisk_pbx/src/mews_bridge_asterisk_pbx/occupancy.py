@@ -63,7 +63,9 @@ class Occupancy:
         self.slack = slack
         self._names: dict[str, str] = {}
         self._ids: dict[str, str] = {}
-        self._stays: list[Stay] = []
+        self._open: dict[str, Stay] = {}
+        """Stays in house, by reservation id (a hotel's worth of look-ups per sync stay cheap)."""
+        self._closed: list[Stay] = []
 
     # Rooms
 
@@ -94,27 +96,29 @@ class Occupancy:
 
     def holder(self, resource_id: str, at: datetime | None = None) -> Stay | None:
         """The stay holding the room at ``at`` (default: now); with a shared room, the first to arrive."""
+        stays = self.in_house() if at is None else [*self._closed, *self._open.values()]
         found = [
-            s
-            for s in self._stays
-            if s.resource_id == resource_id and (s.until is None if at is None else s.covers(at, self.slack))
+            s for s in stays if s.resource_id == resource_id and (at is None or s.covers(at, self.slack))
         ]
         return min(found, key=lambda s: s.since) if found else None
 
     def holders(self) -> dict[str, Stay | None]:
         """Every room's current holder (None: vacant)."""
-        return {rid: self.holder(rid) for rid in self._names}
+        first: dict[str, Stay] = {}
+        for stay in self._open.values():
+            known = first.get(stay.resource_id)
+            if known is None or stay.since < known.since:
+                first[stay.resource_id] = stay
+        return {rid: first.get(rid) for rid in self._names}
 
     def in_house(self) -> list[Stay]:
-        return [s for s in self._stays if s.until is None]
+        return list(self._open.values())
 
     # Changes
 
     def apply(self, reservation: Reservation, guest: Guest | None, now: datetime) -> set[str]:
         """Take in a reservation as Mews has it now; returns the rooms whose stays changed."""
-        current = next(
-            (s for s in self._stays if s.reservation_id == reservation.id and s.until is None), None
-        )
+        current = self._open.get(reservation.id)
         room = reservation.assigned_resource_id
         staying = reservation.state == IN_HOUSE and room is not None
         changed: set[str] = set()
@@ -126,14 +130,23 @@ class Occupancy:
         if staying and room is not None:
             if current is None:
                 since = reservation.actual_start_utc if not changed else changed_at(reservation, now)
-                self._stays.append(
-                    Stay(reservation.id, reservation.account_id, room, _moment(since, now), None, guest)
+                self._open[reservation.id] = Stay(
+                    reservation.id, reservation.account_id, room, _moment(since, now), None, guest
                 )
                 changed.add(room)
             elif current.guest != guest or current.account_id != reservation.account_id:
-                self._replace(current, replace(current, guest=guest, account_id=reservation.account_id))
+                self._open[reservation.id] = replace(current, guest=guest, account_id=reservation.account_id)
                 changed.add(room)
         self._forget_before(now - self.history)
+        return changed
+
+    def rename(self, guests: Mapping[str, Guest | None]) -> set[str]:
+        """New details of guests (by account id) for the stays in house; returns the rooms changed."""
+        changed: set[str] = set()
+        for stay in self.in_house():
+            if stay.account_id in guests and guests[stay.account_id] != stay.guest:
+                self._open[stay.reservation_id] = replace(stay, guest=guests[stay.account_id])
+                changed.add(stay.resource_id)
         return changed
 
     def reload(
@@ -152,13 +165,12 @@ class Occupancy:
         return changed
 
     def _close(self, stay: Stay, at: datetime) -> None:
-        self._replace(stay, replace(stay, until=max(at, stay.since)))
-
-    def _replace(self, old: Stay, new: Stay) -> None:
-        self._stays[self._stays.index(old)] = new
+        del self._open[stay.reservation_id]
+        self._closed.append(replace(stay, until=max(at, stay.since)))
 
     def _forget_before(self, cutoff: datetime) -> None:
-        self._stays = [s for s in self._stays if s.until is None or s.until >= cutoff]
+        if self._closed and min(s.until or cutoff for s in self._closed) < cutoff:
+            self._closed = [s for s in self._closed if s.until is not None and s.until >= cutoff]
 
 
 @dataclass(frozen=True, slots=True)

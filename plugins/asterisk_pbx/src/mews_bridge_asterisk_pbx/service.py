@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -70,6 +70,12 @@ PROPERTY_KEY = "property"
 """Store key of what the command line needs to know about the property (its time zone)."""
 
 _CHARGES_SHOWN = 50
+CLOCK_SKEW = timedelta(minutes=5)
+"""Slack on each side of a catch-up's UpdatedUtc window: Mews' clock and ours may differ."""
+MAX_CATCH_UP = timedelta(days=90)
+"""Mews caps UpdatedUtc windows at three months; an older last sync means a full reload."""
+TAX_RATES_MAX_AGE = timedelta(hours=12)
+"""Tax rates change with legislation: a reconnect reads them again only when older than this."""
 
 
 class _CallFacts(TypedDict):
@@ -114,11 +120,7 @@ async def in_house(mews: MewsClient) -> tuple[list[Reservation], dict[str, Guest
 
 
 async def write_astdb(ami: AmiClient, writes: list[AstDbWrite]) -> None:
-    for write in writes:
-        if write.value is None:
-            await ami.db_del(write.family, write.key)
-        else:
-            await ami.db_put(write.family, write.key, write.value)
+    await ami.db_write((write.family, write.key, write.value) for write in writes)
 
 
 class AsteriskPbxService(Service[AsteriskPbxOptions]):
@@ -145,6 +147,11 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._room_status: RoomStatusSender | None = None
         self._pin_guard = PinGuard()
         self._wakeups: WakeupCalls | None = None
+        self._seen: datetime | None = None
+        """Every Mews change before this moment is in the occupancy: a reconnect reads from here on."""
+        self._missed: datetime | None = None
+        """The first event since the last catch-up that could not be read (the catch-up reads from it)."""
+        self._taxes_at = datetime.min.replace(tzinfo=UTC)
 
     @property
     def _log(self) -> logging.Logger:
@@ -156,7 +163,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         ctx, options = self.ctx, self.options
         try:
             enterprise = await ctx.enterprise()
-            self._taxes = await self._check_mews(enterprise)
+            self._taxes, self._taxes_at = await self._check_mews(enterprise), datetime.now(UTC)
             self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
             self._limits = replace(self._limits, editable_history=enterprise.accounting_editable_history)
             self._set_resources(await ctx.mews.get_resources())
@@ -351,10 +358,41 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
 
     async def _reload(self) -> set[str]:
         """Everyone in house, from Mews; returns the rooms that changed hands."""
+        started = datetime.now(UTC)
         reservations, guests = await in_house(self.ctx.mews)
         before = self._holder_ids()
         changed = self._occupancy.reload(reservations, guests, datetime.now(UTC))
+        self._seen, self._missed = started, None
         return self._arrivals(before, changed)
+
+    async def _catch_up(self, since: datetime) -> tuple[set[str], set[str]]:
+        """Read only what Mews changed since ``since`` (rooms, reservations in any state, guests'
+        details); returns the rooms that changed and those among them with a new holder."""
+        mews, now = self.ctx.mews, datetime.now(UTC)
+        window = (since - CLOCK_SKEW, now + CLOCK_SKEW)
+        rooms = await mews.get_resources(updated_utc=window)
+        reservations = await mews.get_reservations(updated_utc=window)
+        customers = {c.id: c for c in await mews.get_customers(updated_utc=window)}
+        unread = {r.account_id for r in reservations if r.state == IN_HOUSE} - customers.keys()
+        customers |= {c.id: c for c in await mews.get_customers(sorted(unread))} if unread else {}
+        guests = {account: guest_of(customer) for account, customer in customers.items()}
+        for room in rooms:
+            self._occupancy.update_resource(room)
+        self._rooms.set_resources(self._occupancy.room_names)
+        before = self._holder_ids()
+        changed = {room.id for room in rooms} | self._occupancy.rename(guests)
+        for reservation in reservations:
+            changed |= self._occupancy.apply(reservation, guests.get(reservation.account_id), now)
+        self._seen, self._missed = now, None
+        return changed, self._arrivals(before, changed)
+
+    def _catch_up_from(self) -> datetime | None:
+        """Where a reconnect's catch-up starts; None when only a full reload will do (never synced,
+        or longer ago than Mews lets an UpdatedUtc window reach)."""
+        since = min(filter(None, (self._seen, self._missed)), default=None)
+        if since is None or datetime.now(UTC) - since > MAX_CATCH_UP:
+            return None
+        return since
 
     def _holder_ids(self) -> dict[str, str | None]:
         return {rid: s.reservation_id if s else None for rid, s in self._occupancy.holders().items()}
@@ -368,6 +406,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         reservation_id = event.get("Id")
         if not is_guid(reservation_id):  # garbage would only make Mews refuse the look-up
             return
+        received = datetime.now(UTC)
         async with self._lock:
             try:
                 found = await self.ctx.mews.get_reservations(reservation_ids=[reservation_id])
@@ -379,7 +418,9 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 self._log.warning(
                     "Could not read reservation %s (%s); the next resync catches up", reservation_id, exc
                 )
+                self._missed = min(self._missed or received, received)
                 return
+            self._saw(received)
             before = self._holder_ids()
             guest = guest_of(customers[0] if customers else None)
             changed = self._occupancy.apply(reservation, guest, datetime.now(UTC))
@@ -389,16 +430,24 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         resource_id = event.get("Id")
         if not is_guid(resource_id):
             return
+        received = datetime.now(UTC)
         async with self._lock:
             try:
                 found = await self.ctx.mews.get_resources([resource_id])
             except MewsError as exc:
                 self._log.warning("Could not read room %s (%s)", resource_id, exc)
+                self._missed = min(self._missed or received, received)
                 return
+            self._saw(received)
             for resource in found:
                 self._occupancy.update_resource(resource)
             self._rooms.set_resources(self._occupancy.room_names)
             await self._push({resource_id}, set())
+
+    def _saw(self, moment: datetime) -> None:
+        """An event received at ``moment`` was read: changes up to it are in the occupancy."""
+        if self._seen is not None:
+            self._seen = max(self._seen, moment)
 
     async def _on_connected(self, event: dict[str, Any]) -> None:
         if self._ledger is not None:
@@ -407,14 +456,20 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             self._room_status.retry_now()
         async with self._lock:
             try:
-                if self.options.tax_code is None:  # tax rates change with legislation
+                now = datetime.now(UTC)
+                if self.options.tax_code is None and now - self._taxes_at > TAX_RATES_MAX_AGE:
                     self._taxes = await load_tax_rates(self.ctx.mews, await self.ctx.enterprise())
-                self._set_resources(await self.ctx.mews.get_resources())
-                arrivals = await self._reload()
+                    self._taxes_at = now
+                since = self._catch_up_from()
+                if since is None:
+                    self._set_resources(await self.ctx.mews.get_resources())
+                    rooms, arrivals = None, await self._reload()
+                else:
+                    rooms, arrivals = await self._catch_up(since)
             except MewsError as exc:
-                self._log.warning("Could not reload the guests in house (%s)", exc)
+                self._log.warning("Could not catch up with the guests in house (%s)", exc)
                 return
-            await self._push(None, arrivals)
+            await self._push(rooms, arrivals)
 
     async def resync_pbx(self) -> None:
         """Bring every room phone in AstDB in line with who is in house now."""
@@ -435,9 +490,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             if rooms is None:
                 current = await ami.db_get_tree(family)
             else:
-                current = {}
-                for extension in plan.extensions:
-                    current.update(await ami.db_get_tree(f"{family}/{extension}"))
+                current = await ami.db_get_trees(f"{family}/{extension}" for extension in plan.extensions)
             await write_astdb(ami, plan.writes(current, family))
         except AmiError as exc:
             if check:

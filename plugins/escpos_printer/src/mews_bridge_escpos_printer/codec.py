@@ -9,16 +9,18 @@ it). python-escpos still supplies the capability profiles and the code-page hand
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from PIL import Image
-
 if TYPE_CHECKING:
+    from PIL import Image
+
     from .options import Options
 
 ESC = b"\x1b"
@@ -54,19 +56,24 @@ class PrinterModel:
 
 def load_model(options: Options, cache_dir: Path) -> PrinterModel:
     """Resolve the profile, the width in dots and the cut; raise ValueError naming the option when
-    the profile is unknown. Imports python-escpos, which takes seconds on a Pi: call it in a thread."""
-    capabilities = _import_escpos(cache_dir)
-    try:
-        profile = capabilities.get_profile(options.profile)
-    except KeyError:
-        known = ", ".join(sorted(capabilities.CAPABILITIES["profiles"]))
+    the profile is unknown.
+
+    The profile is read from python-escpos's own printer database (its ``capabilities.json``) without
+    importing python-escpos, which holds the whole database, Pillow, qrcode and pyusb in memory for
+    as long as the process runs: that waits for the first text job (:func:`encode_text`)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(cache_dir))
+    database = resources.files("escpos").joinpath("capabilities.json").read_text(encoding="utf-8")
+    profiles: dict[str, Any] = json.loads(database)["profiles"]
+    profile_data = profiles.get(options.profile)
+    if not isinstance(profile_data, dict):
         raise ValueError(
-            f"option profile: unknown printer profile {options.profile!r} (known: {known})"
-        ) from None
+            f"option profile: unknown printer profile {options.profile!r} (known: {', '.join(sorted(profiles))})"
+        )
     notes: list[str] = []
-    dots = printable_dots(options, profile.profile_data)
+    dots = printable_dots(options, profile_data)
     cut = options.cut
-    features = profile.features
+    features = profile_data.get("features") or {}
     if cut != "none" and not (features.get("paperFullCut") or features.get("paperPartCut")):
         notes.append(f"profile {options.profile} has no cutter: paper is fed, not cut")
         cut = "none"
@@ -84,25 +91,22 @@ def load_model(options: Options, cache_dir: Path) -> PrinterModel:
     return PrinterModel(options.profile, dots, options.image_mode, cut, options.feed_lines, tuple(notes))
 
 
-def _import_escpos(cache_dir: Path) -> ModuleType:
-    """Import python-escpos, undoing what its first import does to the process.
+def _import_escpos() -> ModuleType:
+    """Import python-escpos's printer module, undoing what its first import does to the process.
 
     That import parses a YAML printer database unless it finds a pickle of it in
-    ``ESCPOS_CAPABILITIES_PICKLE_DIR`` (kept in the instance's state directory so that restarts are
-    fast), and calls ``logging.basicConfig()``, which would give the bridge's root logger a second
-    stderr handler. (It also leaves one empty ``mkdtemp()`` directory per process, whatever the
-    environment says: python-escpos 3.1 evaluates that default eagerly.)
+    ``ESCPOS_CAPABILITIES_PICKLE_DIR`` (set by :func:`load_model` to the instance's state directory,
+    so that restarts are fast), and calls ``logging.basicConfig()``, which would give the bridge's
+    root logger a second stderr handler. (It also leaves one empty ``mkdtemp()`` directory per
+    process, whatever the environment says: python-escpos 3.1 evaluates that default eagerly.)
     """
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(cache_dir))
     root = logging.getLogger()
     before = set(root.handlers)
-    import escpos.capabilities
-    import escpos.printer  # now, in this worker thread, rather than on the first text job
+    import escpos.printer
 
     for handler in set(root.handlers) - before:
         root.removeHandler(handler)
-    return escpos.capabilities
+    return escpos.printer
 
 
 def printable_dots(options: Options, profile_data: dict[str, Any]) -> int:
@@ -128,6 +132,8 @@ def _u16(value: int) -> bytes:
 
 def encode_image(page: Image.Image, mode: ImageMode) -> bytes:
     """A 1-bit page (white = 1) as ESC/POS image commands, in fragments of :data:`FRAGMENT_ROWS`."""
+    from PIL import Image  # loaded already: the page is one; kept out of the idle process
+
     if page.mode != "1":
         raise ValueError("encode_image takes a mode '1' image")
     if mode == "column":
@@ -156,6 +162,8 @@ def encode_image(page: Image.Image, mode: ImageMode) -> bytes:
 
 def _column_image(page: Image.Image) -> bytes:
     """``ESC *`` 24-dot double-density strips; each column's 3 bytes run top to bottom, MSB first."""
+    from PIL import Image
+
     height = -(-page.height // 24) * 24
     if height != page.height:
         padded = Image.new("1", (page.width, height), 1)
@@ -182,9 +190,7 @@ def encode_cut(mode: CutMode) -> bytes:
 
 def encode_text(text: str, profile: str) -> bytes:
     """Text in the printer's own font; python-escpos picks a code page (``ESC t n``) per character."""
-    from escpos.printer import Dummy
-
-    printer = Dummy(profile=profile)
+    printer = _import_escpos().Dummy(profile=profile)
     printer.text(text if text.endswith("\n") else text + "\n")
     return printer.output
 

@@ -71,7 +71,7 @@ class EscposPrinterDriver(DeviceDriver[Options]):
 
     async def setup(self) -> None:
         def _load() -> PrinterModel:
-            from .codec import load_model  # Pillow and python-escpos: imported off the event loop
+            from .codec import load_model  # reads a file: off the event loop
 
             return load_model(self.options, self.ctx.ensure_state_dir() / "escpos-cache")
 

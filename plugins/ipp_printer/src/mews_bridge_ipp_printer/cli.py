@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import click
 
 from .codec import IppOperation, IppTag, values
-from .link import IppLink, LinkError, Unreachable, certificate_fingerprint, parse_fingerprint
+from .link import IppLink, LinkError, Unreachable, certificate_fingerprint
 from .status import PrinterState
 
 SERVICE_TYPES = ("_ipps._tcp.local.", "_ipp._tcp.local.")
@@ -126,7 +126,7 @@ async def _browse(timeout_s: float, interfaces: list[str]) -> list[Found]:
 )
 def check(uri: str, fingerprint: str | None, timeout_s: float) -> None:
     """Ask the printer at URI what it is and whether it can print now."""
-    from .options import Options
+    from .options import Options, parse_fingerprint
 
     try:
         options = Options(uri=uri, tls_fingerprint=fingerprint)

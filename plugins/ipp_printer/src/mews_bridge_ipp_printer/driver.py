@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,16 +32,34 @@ from mews_bridge import (
     decode_file_data,
 )
 
-from .codec import IppJobState, IppOperation, IppStatus, IppTag, values
-from .link import IppLink, LinkError, NoAnswer, Refused, StatusError, Unreachable
 from .options import Options
-from .status import JOB_DONE, PrinterState, job_reason_words
+
+
+class _OnFirstUse:
+    """Stands for a module that is imported on first attribute access. (Not importlib's LazyLoader:
+    its placeholder in ``sys.modules`` loads as soon as anything scans the modules, as pydantic
+    does through ``inspect.getmodule``.)"""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
 
 if TYPE_CHECKING:
     from mews_bridge import PrinterData
 
+    from . import codec, link
+    from . import status as printer_status
     from .codec import Attribute, Message
     from .document import Prepared, Target
+else:
+    # pyipp and aiohttp (about 9 MB) load when a printer is first set up, not when the plugin is
+    # registered: a bridge with the plugin installed and no IPP printer never holds them.
+    codec, link, printer_status = (
+        _OnFirstUse(f"{__package__}.{name}") for name in ("codec", "link", "status")
+    )
 
 PRINTER_ATTRIBUTES = [
     "printer-state",
@@ -61,14 +80,6 @@ PRINTER_ATTRIBUTES = [
 JOB_ATTRIBUTES = ["job-id", "job-state", "job-state-reasons", "job-impressions-completed", "job-name"]
 CANCEL_TIMEOUT_S = 5.0
 BUSY_RETRY_S = 0.5
-NOT_ACCEPTING = {IppStatus.ERROR_NOT_ACCEPTING_JOBS, IppStatus.ERROR_BUSY, IppStatus.ERROR_TEMPORARY}
-REFUSED_DOCUMENT = {
-    IppStatus.ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
-    IppStatus.ERROR_DOCUMENT_FORMAT_ERROR,
-    IppStatus.ERROR_DOCUMENT_UNPRINTABLE,
-    IppStatus.ERROR_ATTRIBUTES_OR_VALUES,
-    IppStatus.ERROR_REQUEST_ENTITY,
-}
 STORE_PREFIX = "job:"
 
 
@@ -105,27 +116,31 @@ class IppPrinterDriver(DeviceDriver[Options]):
     Options: ClassVar[type[BaseModel]] = Options
     secret_options = frozenset({"tls_fingerprint"})
 
-    _link: IppLink
+    _link: link.IppLink
     _model: str = ""
     _formats: tuple[str, ...] = ()
-    _last_state: PrinterState | None = None
+    _last_state: printer_status.PrinterState | None = None
     _last_error: str | None = None
     _last_job: int | None = None
     _jobs = 0
     _pages = 0
 
     async def setup(self) -> None:
-        self._link = IppLink(self.options.uri, self.options.timeout_s, fingerprint=self.options.fingerprint)
+        self._link = link.IppLink(
+            self.options.uri, self.options.timeout_s, fingerprint=self.options.fingerprint
+        )
         self.ctx.on_unload(self._link.close)
         try:
             printer = await self._ask_printer()
-        except (Unreachable, NoAnswer) as exc:
+        except (link.Unreachable, link.NoAnswer) as exc:
             raise DeviceNotReady(f"{self.ctx.name} is not reachable at {self.options.uri}: {exc}") from None
-        except (Refused, StatusError) as exc:
+        except (link.Refused, link.StatusError) as exc:
             raise DeviceConfigError(f"{self.ctx.name} at {self.options.uri}: {exc}") from None
         self._model = str(printer.attributes.get("printer-make-and-model") or "")
-        self._formats = tuple(str(value) for value in values(printer.attributes, "document-format-supported"))
-        media = values(printer.attributes, "media-supported")
+        self._formats = tuple(
+            str(value) for value in codec.values(printer.attributes, "document-format-supported")
+        )
+        media = codec.values(printer.attributes, "media-supported")
         if self.options.media and media and self.options.media not in media:
             self.ctx.logger.warning(
                 "%s does not list the media %s; it lists %s",
@@ -180,7 +195,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
                 for job_id in progress.jobs
                 if job_id is not None
             ]
-        except LinkError as exc:
+        except link.LinkError as exc:
             raise CommandFailed(
                 f"The bridge restarted while {name} printed this document and cannot ask {name} whether "
                 f"it finished ({exc}). Check the printer and print again if the document is missing."
@@ -192,7 +207,9 @@ class IppPrinterDriver(DeviceDriver[Options]):
                 "bridge cannot tell whether it printed. Check the output tray and print again if it is missing."
             )
         cut_short = len(progress.jobs) < progress.total  # not every Print-Job was sent
-        if cut_short or any(state in (IppJobState.CANCELED, IppJobState.ABORTED) for state in states):
+        if cut_short or any(
+            state in (codec.IppJobState.CANCELED, codec.IppJobState.ABORTED) for state in states
+        ):
             await self.ctx.store.delete(key)
             notes = await self.execute(job)
             return " ".join(filter(None, ["Printed again after the bridge restarted.", notes]))
@@ -249,26 +266,26 @@ class IppPrinterDriver(DeviceDriver[Options]):
         self._pages += total
         return " ".join(dict.fromkeys(notes)) or None
 
-    def _target(self, printer: PrinterState, file_type: str) -> Target:
+    def _target(self, printer: printer_status.PrinterState, file_type: str) -> Target:
         from . import document
 
         attributes = printer.attributes
         media_name = self.options.media or str(attributes.get("media-default") or "")
         resolutions = [
             value[0]
-            for value in values(attributes, "pwg-raster-document-resolution-supported")
+            for value in codec.values(attributes, "pwg-raster-document-resolution-supported")
             if isinstance(value, tuple) and len(value) == 3 and value[2] == 3  # dots per inch
         ]
         try:
             return document.choose_target(
                 file_type,
-                [str(value) for value in values(attributes, "document-format-supported")],
+                [str(value) for value in codec.values(attributes, "document-format-supported")],
                 color_mode=self.options.color_mode,
                 media=document.Media.parse(media_name),
                 fit=self.options.fit_to_page,
                 resolutions=resolutions,
                 raster_types=[
-                    str(value) for value in values(attributes, "pwg-raster-document-type-supported")
+                    str(value) for value in codec.values(attributes, "pwg-raster-document-type-supported")
                 ],
             )
         except DocumentError as exc:
@@ -285,10 +302,12 @@ class IppPrinterDriver(DeviceDriver[Options]):
             self.ctx.logger.warning("%s: the document cannot be rendered: %r", self.ctx.name, exc)
             raise CommandRejected("The document could not be printed: it cannot be rendered.") from None
 
-    def _submissions(self, printer: PrinterState, prepared: Prepared, copies: int) -> list[Submission]:
+    def _submissions(
+        self, printer: printer_status.PrinterState, prepared: Prepared, copies: int
+    ) -> list[Submission]:
         """Print-Jobs in printing order. Copies are the printer's job when it makes that many; else
         the documents are sent again, each copy in page order."""
-        supported = values(printer.attributes, "copies-supported")
+        supported = codec.values(printer.attributes, "copies-supported")
         printer_copies = len(supported) == 2 and supported[0] <= copies <= supported[1]
         per_page = prepared.pages // len(prepared.documents)
         # Several documents (JPEG pages) are sent copy by copy, so the copies come out collated.
@@ -297,24 +316,26 @@ class IppPrinterDriver(DeviceDriver[Options]):
         return [Submission(doc, 1, per_page) for _ in range(copies) for doc in prepared.documents]
 
     def _job_attributes(
-        self, printer: PrinterState, submission: Submission, target: Target
+        self, printer: printer_status.PrinterState, submission: Submission, target: Target
     ) -> list[Attribute]:
         attributes = printer.attributes
         options = self.options
         found: list[Attribute] = []
         if submission.copies > 1:
-            found.append(("copies", IppTag.INTEGER, submission.copies))
+            found.append(("copies", codec.IppTag.INTEGER, submission.copies))
         if options.media:
-            found.append(("media", IppTag.KEYWORD, options.media))
-        if options.sides in values(attributes, "sides-supported"):
-            found.append(("sides", IppTag.KEYWORD, options.sides))
-        if options.color_mode != "auto" and options.color_mode in values(
+            found.append(("media", codec.IppTag.KEYWORD, options.media))
+        if options.sides in codec.values(attributes, "sides-supported"):
+            found.append(("sides", codec.IppTag.KEYWORD, options.sides))
+        if options.color_mode != "auto" and options.color_mode in codec.values(
             attributes, "print-color-mode-supported"
         ):
-            found.append(("print-color-mode", IppTag.KEYWORD, options.color_mode))
+            found.append(("print-color-mode", codec.IppTag.KEYWORD, options.color_mode))
         scaling = "fit" if options.fit_to_page else "none"
-        if target.format == "application/pdf" and scaling in values(attributes, "print-scaling-supported"):
-            found.append(("print-scaling", IppTag.KEYWORD, scaling))
+        if target.format == "application/pdf" and scaling in codec.values(
+            attributes, "print-scaling-supported"
+        ):
+            found.append(("print-scaling", codec.IppTag.KEYWORD, scaling))
         return found
 
     async def _submit(
@@ -325,7 +346,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
         *,
         document_format: str,
         target: Target,
-        printer: PrinterState,
+        printer: printer_status.PrinterState,
         progress: Progress,
     ) -> int | None:
         """Print-Job; the job id (None from a printer that gives none). Never sent twice blindly: when
@@ -337,23 +358,23 @@ class IppPrinterDriver(DeviceDriver[Options]):
         try:
             answer = await self._print_job(job_name, document_format, submission, target, printer)
             job_id = next((group.get("job-id") for group in answer.jobs if "job-id" in group), None)
-        except NoAnswer as exc:
+        except link.NoAnswer as exc:
             try:
                 job_id = await self._find_job(job_name)
-            except LinkError:
+            except link.LinkError:
                 job_id = None
             if job_id is None:
                 raise CommandFailed(
                     f"{name} did not confirm the job ({exc}) and does not list it. Check the printer and "
                     "print again if nothing came out."
                 ) from None
-        except Unreachable as exc:
+        except link.Unreachable as exc:
             raise CommandFailed(
                 f"{name} is not reachable ({exc}). Check it is on and connected, then print again."
             ) from None
-        except Refused as exc:
+        except link.Refused as exc:
             raise CommandFailed(f"{name} refused the job: {exc}.") from None
-        except StatusError as exc:
+        except link.StatusError as exc:
             raise self._refused(exc) from None
         except asyncio.CancelledError:
             # Mews cancelled the command while the document was on its way: cancel it if it landed.
@@ -371,7 +392,7 @@ class IppPrinterDriver(DeviceDriver[Options]):
         document_format: str,
         submission: Submission,
         target: Target,
-        printer: PrinterState,
+        printer: printer_status.PrinterState,
     ) -> Message:
         """Print-Job, sent again while the printer says it is busy (a refusal: nothing was created)."""
         loop = asyncio.get_running_loop()
@@ -379,25 +400,25 @@ class IppPrinterDriver(DeviceDriver[Options]):
         while True:
             try:
                 return await self._link.call(
-                    IppOperation.PRINT_JOB,
+                    codec.IppOperation.PRINT_JOB,
                     [
-                        ("job-name", IppTag.NAME, job_name),
-                        ("document-format", IppTag.MIME_TYPE, document_format),
+                        ("job-name", codec.IppTag.NAME, job_name),
+                        ("document-format", codec.IppTag.MIME_TYPE, document_format),
                     ],
                     job_attributes=self._job_attributes(printer, submission, target),
                     data=submission.document,
                 )
-            except StatusError as exc:
-                if exc.status != IppStatus.ERROR_BUSY or loop.time() > deadline:
+            except link.StatusError as exc:
+                if exc.status != codec.IppStatus.ERROR_BUSY or loop.time() > deadline:
                     raise
             await asyncio.sleep(max(self.options.poll_interval_s, BUSY_RETRY_S))
 
-    def _refused(self, exc: StatusError) -> CommandFailed | CommandRejected:
+    def _refused(self, exc: link.StatusError) -> CommandFailed | CommandRejected:
         name = self.ctx.name
         detail = f" ({exc})" if str(exc) else ""
-        if exc.status in NOT_ACCEPTING:
+        if exc.status in printer_status.NOT_ACCEPTING:
             return CommandFailed(f"{name} is not taking jobs now{detail}. Check it, then print again.")
-        if exc.status in REFUSED_DOCUMENT:
+        if exc.status in printer_status.REFUSED_DOCUMENT:
             return CommandRejected(f"{name} refused the document{detail}.")
         return CommandFailed(f"{name} refused the job{detail}. Check it, then print again.")
 
@@ -413,28 +434,28 @@ class IppPrinterDriver(DeviceDriver[Options]):
             while True:
                 try:
                     answer = await self._link.call(
-                        IppOperation.GET_JOB_ATTRIBUTES,
+                        codec.IppOperation.GET_JOB_ATTRIBUTES,
                         [
-                            ("job-id", IppTag.INTEGER, job_id),
-                            ("requested-attributes", IppTag.KEYWORD, JOB_ATTRIBUTES),
+                            ("job-id", codec.IppTag.INTEGER, job_id),
+                            ("requested-attributes", codec.IppTag.KEYWORD, JOB_ATTRIBUTES),
                         ],
                     )
-                except StatusError as exc:
+                except link.StatusError as exc:
                     if (
-                        exc.status == IppStatus.ERROR_NOT_FOUND
+                        exc.status == codec.IppStatus.ERROR_NOT_FOUND
                     ):  # purged at once by printers that keep no history
                         notes.append(
                             f"{name} no longer lists the job, so the bridge cannot confirm it printed."
                         )
                         return
-                    if exc.status == IppStatus.ERROR_OPERATION_NOT_SUPPORTED:
+                    if exc.status == codec.IppStatus.ERROR_OPERATION_NOT_SUPPORTED:
                         notes.append(
                             f"{name} does not report on its jobs: the bridge knows it took the "
                             "document, not that it printed."
                         )
                         return
                     raise CommandFailed(f"{name} would not say how the job went ({exc}).") from None
-                except LinkError as exc:
+                except link.LinkError as exc:
                     if loop.time() > deadline:
                         raise CommandFailed(
                             f"Lost contact with {name} while it printed ({exc}). It may have printed: check "
@@ -447,12 +468,14 @@ class IppPrinterDriver(DeviceDriver[Options]):
                 impressions = attributes.get("job-impressions-completed")
                 if isinstance(impressions, int) and total:
                     await command.progress(min(done + impressions, total) / total)
-                if state in JOB_DONE:
-                    self._job_ended(int(state), values(attributes, "job-state-reasons"))
+                if state in printer_status.JOB_DONE:
+                    self._job_ended(int(state), codec.values(attributes, "job-state-reasons"))
                     return
                 printer = await self._ask_printer_quietly()
                 waiting = printer is not None and (
-                    state == IppJobState.STOPPED or printer.media_waiting or bool(printer.stop_notes(name))
+                    state == codec.IppJobState.STOPPED
+                    or printer.media_waiting
+                    or bool(printer.stop_notes(name))
                 )
                 now = loop.time()
                 stalled_since = (stalled_since or now) if waiting else None
@@ -480,11 +503,11 @@ class IppPrinterDriver(DeviceDriver[Options]):
 
     def _job_ended(self, state: int, reasons: list[str]) -> None:
         name = self.ctx.name
-        if state == IppJobState.COMPLETED:
+        if state == codec.IppJobState.COMPLETED:
             return
-        words = job_reason_words(reasons)
+        words = printer_status.job_reason_words(reasons)
         why = f": {words}" if words else ""
-        if state == IppJobState.CANCELED:
+        if state == codec.IppJobState.CANCELED:
             raise CommandFailed(
                 f"The job on {name} was cancelled before it finished printing{why}. Print again if needed."
             )
@@ -493,17 +516,17 @@ class IppPrinterDriver(DeviceDriver[Options]):
     async def _cancel(self, job_id: int) -> None:
         try:
             await asyncio.wait_for(
-                self._link.call(IppOperation.CANCEL_JOB, [("job-id", IppTag.INTEGER, job_id)]),
+                self._link.call(codec.IppOperation.CANCEL_JOB, [("job-id", codec.IppTag.INTEGER, job_id)]),
                 CANCEL_TIMEOUT_S,
             )
-        except (LinkError, TimeoutError) as exc:
+        except (link.LinkError, TimeoutError) as exc:
             # A job that already ended cannot be cancelled (client-error-not-possible); others are logged.
             self.ctx.logger.warning("%s: Cancel-Job for job %s: %s", self.ctx.name, job_id, exc)
 
     async def _cancel_named(self, job_name: str) -> None:
         try:
             job_id = await asyncio.wait_for(self._find_job(job_name), CANCEL_TIMEOUT_S)
-        except (LinkError, TimeoutError) as exc:
+        except (link.LinkError, TimeoutError) as exc:
             self.ctx.logger.warning(
                 "%s: could not look for job %r to cancel it: %s", self.ctx.name, job_name, exc
             )
@@ -514,10 +537,10 @@ class IppPrinterDriver(DeviceDriver[Options]):
     async def _find_job(self, job_name: str) -> int | None:
         """The newest job of that name on the printer, or None."""
         answer = await self._link.call(
-            IppOperation.GET_JOBS,
+            codec.IppOperation.GET_JOBS,
             [
-                ("which-jobs", IppTag.KEYWORD, "all"),
-                ("requested-attributes", IppTag.KEYWORD, ["job-id", "job-name"]),
+                ("which-jobs", codec.IppTag.KEYWORD, "all"),
+                ("requested-attributes", codec.IppTag.KEYWORD, ["job-id", "job-name"]),
             ],
         )
         found = [
@@ -532,14 +555,14 @@ class IppPrinterDriver(DeviceDriver[Options]):
         id: a printer that restarted numbers its jobs from 1 again)."""
         try:
             answer = await self._link.call(
-                IppOperation.GET_JOB_ATTRIBUTES,
+                codec.IppOperation.GET_JOB_ATTRIBUTES,
                 [
-                    ("job-id", IppTag.INTEGER, job_id),
-                    ("requested-attributes", IppTag.KEYWORD, ["job-state", "job-name"]),
+                    ("job-id", codec.IppTag.INTEGER, job_id),
+                    ("requested-attributes", codec.IppTag.KEYWORD, ["job-state", "job-name"]),
                 ],
             )
-        except StatusError as exc:
-            if exc.status == IppStatus.ERROR_NOT_FOUND:
+        except link.StatusError as exc:
+            if exc.status == codec.IppStatus.ERROR_NOT_FOUND:
                 return None
             raise
         attributes = answer.jobs[0] if answer.jobs else {}
@@ -550,28 +573,28 @@ class IppPrinterDriver(DeviceDriver[Options]):
 
     # --- the printer -----------------------------------------------------------------------------
 
-    async def _ask_printer(self) -> PrinterState:
+    async def _ask_printer(self) -> printer_status.PrinterState:
         answer = await self._link.call(
-            IppOperation.GET_PRINTER_ATTRIBUTES,
-            [("requested-attributes", IppTag.KEYWORD, PRINTER_ATTRIBUTES)],
+            codec.IppOperation.GET_PRINTER_ATTRIBUTES,
+            [("requested-attributes", codec.IppTag.KEYWORD, PRINTER_ATTRIBUTES)],
         )
-        printer = PrinterState.read(answer.printers[0] if answer.printers else {})
+        printer = printer_status.PrinterState.read(answer.printers[0] if answer.printers else {})
         self._last_state = printer
         return printer
 
-    async def _ask_or_fail(self) -> PrinterState:
+    async def _ask_or_fail(self) -> printer_status.PrinterState:
         name = self.ctx.name
         try:
             return await self._ask_printer()
-        except (Unreachable, NoAnswer) as exc:
+        except (link.Unreachable, link.NoAnswer) as exc:
             raise CommandFailed(
                 f"{name} is not reachable ({exc}). Check it is on and connected, then print again."
             ) from None
-        except (Refused, StatusError) as exc:
+        except (link.Refused, link.StatusError) as exc:
             raise CommandFailed(f"{name} would not tell its state ({exc}). Check its settings.") from None
 
-    async def _ask_printer_quietly(self) -> PrinterState | None:
-        with contextlib.suppress(LinkError):
+    async def _ask_printer_quietly(self) -> printer_status.PrinterState | None:
+        with contextlib.suppress(link.LinkError):
             return await self._ask_printer()
         return None
 

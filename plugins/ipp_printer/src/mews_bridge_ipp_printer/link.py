@@ -60,14 +60,6 @@ def http_url(uri: str) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-def parse_fingerprint(text: str) -> bytes:
-    """``AB:CD:…`` or plain hex, 32 bytes of SHA-256; ValueError otherwise."""
-    digest = bytes.fromhex(text.replace(":", "").replace(" ", ""))
-    if len(digest) != 32:
-        raise ValueError("a SHA-256 fingerprint has 32 bytes (64 hex digits)")
-    return digest
-
-
 async def certificate_fingerprint(uri: str, timeout_s: float) -> str:
     """The SHA-256 fingerprint of the certificate an ``ipps://`` printer presents, for an installer to
     compare with the printer's own status page before pinning it. Only the handshake is done: nothing

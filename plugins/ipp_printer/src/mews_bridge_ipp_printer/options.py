@@ -7,8 +7,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .link import parse_fingerprint
-
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -73,3 +71,11 @@ class Options(BaseModel):
     @property
     def fingerprint(self) -> bytes | None:
         return parse_fingerprint(self.tls_fingerprint) if self.tls_fingerprint else None
+
+
+def parse_fingerprint(text: str) -> bytes:
+    """``AB:CD:…`` or plain hex, 32 bytes of SHA-256; ValueError otherwise."""
+    digest = bytes.fromhex(text.replace(":", "").replace(" ", ""))
+    if len(digest) != 32:
+        raise ValueError("a SHA-256 fingerprint has 32 bytes (64 hex digits)")
+    return digest

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import IppJobState, IppPrinterState, values
+from .codec import IppJobState, IppPrinterState, IppStatus, values
 
 FAULTS = {  # keyword -> (what happened, what to do)
     "media-empty": ("Paper out on {name}", "Load paper and print again."),
@@ -157,3 +157,13 @@ def _stopped_advice(name: str, unknown: list[str]) -> str:
 def job_reason_words(reasons: list[str]) -> str:
     words = [JOB_REASONS[reason] for reason in reasons if reason in JOB_REASONS]
     return "; ".join(dict.fromkeys(words))
+
+
+NOT_ACCEPTING = {IppStatus.ERROR_NOT_ACCEPTING_JOBS, IppStatus.ERROR_BUSY, IppStatus.ERROR_TEMPORARY}
+REFUSED_DOCUMENT = {
+    IppStatus.ERROR_DOCUMENT_FORMAT_NOT_SUPPORTED,
+    IppStatus.ERROR_DOCUMENT_FORMAT_ERROR,
+    IppStatus.ERROR_DOCUMENT_UNPRINTABLE,
+    IppStatus.ERROR_ATTRIBUTES_OR_VALUES,
+    IppStatus.ERROR_REQUEST_ENTITY,
+}
