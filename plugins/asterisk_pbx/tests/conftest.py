@@ -63,3 +63,47 @@ def settings(hotel, pbx_options, tmp_path):
     return bridge_settings(
         hotel, tmp_path / "state", services=[service(SERVICE_NAME, "asterisk_pbx", pbx_options)]
     )
+
+
+CONFIG = """
+[mews]
+platform_url = "{platform}"
+websocket_url = "{websocket}"
+client_token = "{client_token}"
+access_token = "{access_token}"
+
+[bridge]
+state_dir = "{state}"
+
+[[services]]
+name = "Telephone exchange"
+service = "asterisk_pbx"
+[services.options]
+port = {port}
+username = "{username}"
+secret = "{secret}"
+service_id = "{service_id}"
+tariff = "{tariff}"
+timezone = "Europe/Warsaw"
+retry_max_s = 0.2
+[services.options.accounting_categories]
+international = "{international}"
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path, hotel, pbx_options):
+    options = pbx_options
+    path = tmp_path / "config.toml"
+    path.write_text(
+        CONFIG.format(
+            platform=hotel.platform_url,
+            websocket=hotel.websocket_url,
+            client_token=hotel.client_token,
+            access_token=hotel.access_token,
+            state=tmp_path / "state",
+            international=options["accounting_categories"]["international"],
+            **options,
+        )
+    )
+    return str(path)

@@ -13,49 +13,6 @@ from mews_bridge.testing import run_cli, running_bridge, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 
-CONFIG = """
-[mews]
-platform_url = "{platform}"
-websocket_url = "{websocket}"
-client_token = "{client_token}"
-access_token = "{access_token}"
-
-[bridge]
-state_dir = "{state}"
-
-[[services]]
-name = "Telephone exchange"
-service = "asterisk_pbx"
-[services.options]
-port = {port}
-username = "{username}"
-secret = "{secret}"
-service_id = "{service_id}"
-tariff = "{tariff}"
-timezone = "Europe/Warsaw"
-retry_max_s = 0.2
-[services.options.accounting_categories]
-international = "{international}"
-"""
-
-
-@pytest.fixture
-def config_file(tmp_path, hotel, pbx_options):
-    options = pbx_options
-    path = tmp_path / "config.toml"
-    path.write_text(
-        CONFIG.format(
-            platform=hotel.platform_url,
-            websocket=hotel.websocket_url,
-            client_token=hotel.client_token,
-            access_token=hotel.access_token,
-            state=tmp_path / "state",
-            international=options["accounting_categories"]["international"],
-            **options,
-        )
-    )
-    return str(path)
-
 
 async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):
     code, out, err = await run_cli("--config", config_file, "pbx", "setup")

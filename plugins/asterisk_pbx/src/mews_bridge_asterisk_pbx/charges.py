@@ -1,8 +1,10 @@
-"""Call charges, store and forward: every billable call is written to the journal before anything is
-sent to Mews, then posted with ``orders/add`` until Mews has it, exactly once.
+"""Charges, store and forward: every billable call, and every article ordered from a room phone
+(``*51*ARTICLE*QTY``), is written to the journal before anything is sent to Mews, then posted with
+``orders/add`` until Mews has it, exactly once.
 
-A charge lives in the service's key/value store under ``charge:<dedupe key>`` (the CDR's UniqueID,
-plus Sequence when mapped) and moves through these states:
+A charge lives in the service's key/value store under ``charge:<dedupe key>`` (``cdr-`` and the CDR's
+UniqueID, plus Sequence when mapped; ``item-`` and the dialling channel's UniqueID for an article)
+and moves through these states:
 
 * ``pending``: to be posted; retried with capped backoff through Mews outages and restarts;
 * ``posted``: Mews accepted it (``order_id``);
@@ -25,6 +27,7 @@ routing rules and billing automation move items to other accounts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -71,10 +74,11 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class Charge:
-    """One billable call as kept in the journal (JSON; money as text, read back as Decimal)."""
+    """One billable call or ordered article as kept in the journal (JSON; money as text, read back as
+    Decimal)."""
 
     key: str
-    """Dedupe key and the order item's ExternalIdentifier (``cdr-1795424531.48``)."""
+    """Dedupe key and the order item's ExternalIdentifier (``cdr-1795424531.48``, ``item-1795424531.50``)."""
     state: ChargeState
     start: str
     """Call start, ISO 8601 UTC: the order's ConsumptionUtc."""
@@ -82,8 +86,9 @@ class Charge:
     room: str | None
     number: str
     item: str
-    """The bill line: ``Call to +48 22 123 45 67 (3 min 12 s)``."""
+    """The bill line: ``Call to +48 22 123 45 67 (3 min 12 s)``, ``2 x Mineral water``."""
     call_class: str
+    """The tariff class of a call; ``product`` for an article (priced by Mews); empty: not priced."""
     seconds: int
     amount: str
     currency: str
@@ -98,6 +103,9 @@ class Charge:
     error: str | None = None
     task: str | None = None
     """For a failed charge: the Mews task that tells staff, or why there is none."""
+    product_id: str | None = None
+    """An article: the Mews product posted as a product order (``number`` is the article code)."""
+    count: int = 1
     received: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
 
@@ -211,6 +219,7 @@ def unit_amount(charge: Charge, pricing: str) -> dict[str, Any]:
 
 
 def new_order(charge: Charge, service_id: str, pricing: str) -> NewOrder:
+    """A call as an ad-hoc item (its price is the tariff's)."""
     assert charge.account_id is not None
     return NewOrder(
         service_id=service_id,
@@ -228,6 +237,26 @@ def new_order(charge: Charge, service_id: str, pricing: str) -> NewOrder:
             )
         ],
     )
+
+
+def order_parameters(charge: Charge, service_id: str, pricing: str) -> dict[str, Any]:
+    """The ``orders/add`` parameters: a call as an item; an article as a product order, so Mews
+    prices it and books it under the product's own accounting category."""
+    if charge.product_id is None:
+        return new_order(charge, service_id, pricing).to_mews()
+    assert charge.account_id is not None
+    order = NewOrder(
+        service_id=service_id,
+        account_id=charge.account_id,
+        linked_reservation_id=charge.reservation_id,
+        consumption_utc=charge.start_utc,
+        notes=f"Room phone, room {charge.room}: article {charge.number} ({charge.key})",
+    ).to_mews()
+    del order["Items"]
+    order["ProductOrders"] = [
+        {"ProductId": charge.product_id, "Count": charge.count, "ExternalIdentifier": charge.key}
+    ]
+    return order
 
 
 class ChargeLedger:
@@ -263,6 +292,8 @@ class ChargeLedger:
         """Failed charges staff have not been told about in Mews yet → when to try (monotonic)."""
         self._failures: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        self._watchers: dict[str, asyncio.Event] = {}
+        """Keys someone waits on (:meth:`outcome`) → set when the charge leaves ``pending``."""
         self.outcomes: Counter[str] = Counter()
         """Charges that reached each state since start."""
         self.last_error: str | None = None
@@ -312,6 +343,27 @@ class ChargeLedger:
 
     def diagnostics(self) -> dict[str, Any]:
         return {"pending": self.pending, "since_start": dict(self.outcomes), "last_error": self.last_error}
+
+    async def get(self, key: str) -> Charge | None:
+        value = await self._store.get(PREFIX + key)
+        return Charge.from_store(value) if value else None
+
+    async def outcome(self, key: str, timeout_s: float) -> Charge | None:
+        """The charge once it has left ``pending``, or as it is after ``timeout_s`` (still pending
+        while Mews is slow or its answer was lost)."""
+        event = self._watchers.setdefault(key, asyncio.Event())
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    while True:
+                        event.clear()
+                        charge = await self.get(key)
+                        if charge is None or charge.state != "pending":
+                            return charge
+                        await event.wait()
+        finally:
+            self._watchers.pop(key, None)
+        return await self.get(key)
 
     async def all(self) -> list[Charge]:
         """Every charge still kept, newest call first."""
@@ -424,9 +476,9 @@ class ChargeLedger:
         # Durable before sending: if the answer is lost, the next try looks the order up first.
         charge = replace(charge, attempts=charge.attempts + 1)
         await self._save(charge)
-        order = new_order(charge, self.service_id, self.pricing)
+        order = order_parameters(charge, self.service_id, self.pricing)
         try:
-            result = await self._mews.call("orders/add", order.to_mews(), retry_budget_s=self._retry_max_s)
+            result = await self._mews.call("orders/add", order, retry_budget_s=self._retry_max_s)
         except MewsOutcomeUnknown as exc:
             self._log.warning(
                 "Mews may or may not have the charge %s (%s); it is looked up before it is sent again",
@@ -471,11 +523,12 @@ class ChargeLedger:
         if charge is None or charge.state != "failed" or charge.task is not None:
             self._untold.pop(key, None)
             return
-        name = f"Telephone charge not posted: room {charge.room or charge.extension}"
+        what = "Room phone order" if charge.product_id else "Telephone charge"
+        name = f"{what} not posted: room {charge.room or charge.extension}"
         description = (
             f"{charge.item} from room {charge.room or charge.extension}"
             f" ({charge.guest or 'no guest on record'}), {charge.amount} {charge.currency},"
-            f" started {charge.start.replace('T', ' ')}, call {charge.key}."
+            f" at {charge.start.replace('T', ' ')}, key {charge.key}."
             f" Not posted: {charge.error}."
             f" Post it by hand, or fix the cause and run: mews-bridge pbx charges --retry {charge.key}"
         )
@@ -503,6 +556,8 @@ class ChargeLedger:
         self._due.pop(charge.key, None)
         self._failures.pop(charge.key, None)
         self.outcomes[charge.state] += 1
+        if charge.key in self._watchers:
+            self._watchers[charge.key].set()
 
     async def _save(self, charge: Charge) -> None:
         await self._store.put(PREFIX + charge.key, asdict(charge))

@@ -1,4 +1,5 @@
-"""``mews-bridge pbx``: what to write in the options (``setup``), room phones brought in line with
+"""``mews-bridge pbx``: what to write in the options (``setup``, with the service's products for
+``*51*`` articles), room phones brought in line with
 Mews now (``resync``), what became of the calls (``charges``), and wake-up calls (``wakeup``,
 ``wakeups``).
 
@@ -110,6 +111,14 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
             )
         except MewsError:
             departments = None  # optional: only the wake-up task's department needs them
+        products: list[dict[str, object]] = []
+        if options is not None and any(s.id == options.service_id for s in services):
+            try:
+                products = await mews.pages(
+                    "products/getAll", {"ServiceIds": [options.service_id]}, "Products"
+                )
+            except MewsError as exc:
+                click.echo(f"Mews did not list the service's products: {exc}", err=True)
     click.echo(
         f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
         f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
@@ -142,6 +151,9 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
         if not category.is_active:
             mark = " (inactive" + (": refused" if mark else "") + ")" + mark
         click.echo(f"  {category.id}  {category.name}{code}{mark}")
+
+    if options is not None:
+        _list_products(products, options, enterprise.pricing)
 
     rooms = options.room_map([r.name for r in resources]) if options else None
     click.echo(f"\nRooms ({len(resources)}):")
@@ -179,6 +191,27 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
             for call_class, category in sorted(guesses.items()):
                 click.echo(f'  {call_class} = "{category.id}"  # {category.name}')
     await _check_ami(options)
+
+
+def _list_products(products: list[dict[str, object]], options: AsteriskPbxOptions, pricing: str) -> None:
+    """The configured service's products, marked with the article codes that post them."""
+    from .articles import product_name, product_price
+
+    articles: dict[str, list[str]] = defaultdict(list)
+    for article, product_id in sorted(options.products.items()):
+        articles[product_id].append(article)
+    click.echo("\nProducts of the service (option products, article code = id; dialled as *51*ARTICLE*QTY):")
+    for row in sorted(products, key=lambda r: (not r.get("IsActive", True), product_name(r))):
+        price, currency = product_price(row, pricing)
+        codes = articles.pop(str(row.get("Id")), [])
+        mark = f"  <- article {', '.join(codes)}" if codes else ""
+        if not row.get("IsActive", True):
+            mark = " (inactive" + (": refused" if mark else "") + ")" + mark
+        click.echo(f"  {row.get('Id')}  {product_name(row)}, {price} {currency}{mark}")
+    if not products:
+        click.echo("  (none)")
+    for product_id, codes in articles.items():
+        click.echo(f"  article {', '.join(codes)} = {product_id} is not a product of this service!")
 
 
 def _ami_client(options: AsteriskPbxOptions) -> AmiClient:

@@ -83,6 +83,11 @@ class AsteriskPbxOptions(BaseModel):
         default_factory=HousekeepingOptions,
         description="Room status codes (*52*PIN*STATUS): staff and states",
     )
+    products: dict[str, str] = Field(
+        default_factory=dict,
+        description="Article code dialled with *51*ARTICLE*QTY → Mews product id (pbx setup lists them)",
+    )
+    max_article_count: int = Field(20, ge=1, le=999, description="Most of one article ordered at once")
     wakeup: WakeupOptions = Field(
         default_factory=WakeupOptions, description="Wake-up calls: channel, tries, reception, Mews task"
     )
@@ -96,6 +101,14 @@ class AsteriskPbxOptions(BaseModel):
             RoomMap.from_option(value)
         except RoomMapError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("products")
+    @classmethod
+    def _article_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = [k for k in value if not (k.isdigit() and len(k) <= 6)]
+        if wrong:
+            raise ValueError(f"article codes are up to six digits, not {', '.join(map(repr, wrong))}")
         return value
 
     @model_validator(mode="after")

@@ -7,7 +7,8 @@
   pushes AstDB again.
 * ``Cdr`` events that are guests' answered outside calls are rated, journalled and posted
   (:mod:`.charges`).
-* Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): room status
+* Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): minibar and
+  extras (:mod:`.articles`, posted through the same ledger as calls), room status
   (:mod:`.housekeeping`) and wake-up calls (:mod:`.wakeups`); the answer goes back to the dialplan
   through AstDB.
 """
@@ -31,6 +32,7 @@ from mews_bridge.mews.models import Service as MewsService
 from mews_bridge.status import ChargeBook, ChargeLine
 
 from .ami import AmiActionError, AmiClient, AmiError
+from .articles import ArticleRefused, Catalogue, article_charge
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
@@ -40,6 +42,7 @@ from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
 from .phonecodes import (
     REPLY_KEY,
+    ArticleCode,
     CodeError,
     PhoneRequest,
     RoomStatusCode,
@@ -100,6 +103,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     secret_options = frozenset({"secret", "staff"})
     reply_lifetime_s = 60.0
     """An answer the dialplan did not pick up (the caller hung up) is deleted from AstDB after this."""
+    order_wait_s = 6.0
+    """How long the caller of ``*51*`` waits for Mews to take the order (the dialplan waits 10 s)."""
 
     def __init__(self, ctx: InstanceContext, options: AsteriskPbxOptions) -> None:
         super().__init__(ctx, options)
@@ -118,6 +123,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._room_status: RoomStatusSender | None = None
         self._pin_guard = PinGuard()
         self._wakeups: WakeupCalls | None = None
+        self._catalogue = Catalogue(options.products, options.max_article_count)
+        self._pricing = "Gross"
 
     @property
     def _log(self) -> logging.Logger:
@@ -132,6 +139,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             self._taxes = await self._check_mews(enterprise)
             self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
             self._limits = replace(self._limits, editable_history=enterprise.accounting_editable_history)
+            self._pricing = enterprise.pricing
+            await self._load_products()
             self._set_resources(await ctx.mews.get_resources())
             for event_type, handler in (
                 ("Reservation", self._on_reservation),
@@ -209,6 +218,14 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             options.service_id,
             self._tax_code_at(datetime.now(UTC)),
         )
+
+    async def _load_products(self) -> None:
+        """The configured articles' products, from Mews (prices change there)."""
+        if self.options.products:
+            rows = await self.ctx.mews.pages(
+                "products/getAll", {"ServiceIds": [self.options.service_id]}, "Products"
+            )
+            self._catalogue.load(rows, self._pricing, self._log)
 
     def _tax_code_at(self, moment: datetime) -> str | None:
         """The configured tax code, else the standard rate valid at ``moment``."""
@@ -383,6 +400,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 if self.options.tax_code is None:  # tax rates change with legislation
                     self._taxes = await load_tax_rates(self.ctx.mews, await self.ctx.enterprise())
                 self._set_resources(await self.ctx.mews.get_resources())
+                await self._load_products()
                 arrivals = await self._reload()
             except MewsError as exc:
                 self._log.warning("Could not reload the guests in house (%s)", exc)
@@ -535,12 +553,46 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             code = parse_code(request.code)
             if room is None or resource_id is None:
                 raise CodeError(f"extension {request.extension} is not a room phone")
+            if isinstance(code, ArticleCode):
+                return await self._order_article(request, room, resource_id, code)
             if isinstance(code, RoomStatusCode):
                 return await self._set_room_status(request.extension, room, resource_id, code)
             return True, await self._wakeup(request, room, resource_id, code)
-        except (CodeError, RoomStatusRefused, WakeupRefused) as exc:
+        except (ArticleRefused, CodeError, RoomStatusRefused, WakeupRefused) as exc:
             self._log.warning("Refused a code dialled on extension %s: %s", request.extension, exc)
             return False, str(exc)
+
+    async def _order_article(
+        self, request: PhoneRequest, room: str, resource_id: str, code: ArticleCode
+    ) -> tuple[bool, str]:
+        """Record the article like a call and wait a few seconds for Mews, so the caller hears whether
+        it was posted; an order still pending then is posted later and confirmed now."""
+        assert self._ledger is not None
+        product = self._catalogue.product(code.article, code.count)
+        now = datetime.now(UTC)
+        stay = self._occupancy.holder(resource_id, now)
+        base = {
+            "state": "pending" if stay else "unassigned",
+            "start": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "extension": request.extension,
+            "room": room,
+            "reservation_id": stay.reservation_id if stay else None,
+            "account_id": stay.account_id if stay else None,
+            "guest": stay.guest.name if stay and stay.guest else None,
+            "error": None if stay else f"nobody was in room {room} when it was ordered",
+        }
+        charge = article_charge(product, code.article, code.count, request.request, base)
+        if not await self._ledger.record(charge):
+            self._log.info("The order %s was already recorded; not recording it again", charge.key)
+        settled = await self._ledger.outcome(charge.key, self.order_wait_s) or charge
+        if settled.state == "pending":
+            return True, f"{settled.item} recorded for room {room}"
+        if settled.state == "posted":
+            return True, f"{settled.item} posted to room {room}"
+        return False, {
+            "refused": f"room {room} may not charge to the room; please pay at the reception",
+            "unassigned": f"room {room} has no guest in house",
+        }.get(settled.state, f"{settled.item} not posted; the reception was told")
 
     async def _set_room_status(
         self, extension: str, room: str, resource_id: str, code: RoomStatusCode
