@@ -50,6 +50,7 @@ from mews_bridge.mews.errors import (
 )
 from mews_bridge.mews.models import NewOrder, OrderItemParameters, TaxRate
 
+SharedRoomCharge = Literal["owner", "first"]
 ChargeState = Literal["pending", "posted", "refused", "unassigned", "failed"]
 STATES: tuple[ChargeState, ...] = ("pending", "posted", "refused", "unassigned", "failed")
 PREFIX = "charge:"
@@ -276,8 +277,10 @@ class ChargeLedger:
         retry_max_s: float,
         logger: logging.Logger,
         on_auth_failure: Callable[[str], None] | None = None,
+        shared_room_charge: SharedRoomCharge = "owner",
     ) -> None:
         self._store = store
+        self.shared_room_charge = shared_room_charge
         self._mews = mews
         self.service_id = service_id
         self.pricing = pricing
@@ -461,20 +464,22 @@ class ChargeLedger:
                     await self._settle(charge.moved("posted", order_id=order_id))
                     self._log.info("The charge %s had reached Mews already (order %s)", charge.key, order_id)
                     return
-            no_post = await self._no_post_guest(charge)
+            payer, no_post = await self._payer(charge)
         except MewsAuthError:
             raise
         except MewsError as exc:
             # No send while the checks before it fail, whatever Mews said: they are reads.
             raise MewsUnavailable(exc.operation, exc.message, exc.status, exc.request_id) from exc
         if no_post is not None:
-            await self._settle(charge.moved("refused", error="the guest is on the Cashlist (No Post)"))
+            await self._settle(
+                charge.moved("refused", account_id=payer, error="the guest is on the Cashlist (No Post)")
+            )
             self._log.info(
                 "Not charging %s to room %s: %s is on the Cashlist", charge.item, charge.room, no_post
             )
             return
         # Durable before sending: if the answer is lost, the next try looks the order up first.
-        charge = replace(charge, attempts=charge.attempts + 1)
+        charge = replace(charge, account_id=payer, attempts=charge.attempts + 1)
         await self._save(charge)
         order = order_parameters(charge, self.service_id, self.pricing)
         try:
@@ -491,15 +496,27 @@ class ChargeLedger:
             "Posted %s to room %s: %s %s", charge.item, charge.room, charge.amount, charge.currency
         )
 
-    async def _no_post_guest(self, charge: Charge) -> str | None:
-        """The name of a guest in the room on the Cashlist ("No Post"), if any: the reservation's
-        customer and its companions, so a company-owned reservation is checked on who stays."""
+    async def _payer(self, charge: Charge) -> tuple[str, str | None]:
+        """Who is charged (an account id) and, if that one is on the Cashlist ("No Post"), their name.
+
+        ``owner``: the reservation's owner, which may be a company; a company is not a person and has
+        no Cashlist flag, so the guests staying under it are checked instead. ``first``: the first
+        person in the room: the owner if a customer owns the reservation, else the first guest Mews lists
+        as staying under it (its first companionship)."""
         assert charge.account_id is not None
-        ids = [charge.account_id]  # a company's id simply finds no customer
-        if charge.reservation_id is not None:
-            ids += [c.customer_id for c in await self._mews.get_companionships([charge.reservation_id])]
-        guests = await self._mews.get_customers(list(dict.fromkeys(ids)))
-        return next((g.full_name for g in guests if NO_POST in g.classifications), None)
+        owners = await self._mews.get_customers([charge.account_id])  # a company's id finds none
+        if owners:
+            guests = owners
+        else:
+            assert charge.reservation_id is not None
+            ids = [c.customer_id for c in await self._mews.get_companionships([charge.reservation_id])]
+            guests = await self._mews.get_customers(list(dict.fromkeys(ids))) if ids else []
+            order = {customer_id: n for n, customer_id in enumerate(ids)}
+            guests.sort(key=lambda g: order[g.id] if g.id in order else len(order))
+            if self.shared_room_charge == "first" and guests:
+                first = guests[0]
+                return first.id, first.full_name if NO_POST in first.classifications else None
+        return charge.account_id, next((g.full_name for g in guests if NO_POST in g.classifications), None)
 
     async def _posted_order(self, charge: Charge) -> str | None:
         """The order Mews already has for this charge, from an earlier send whose answer was lost:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from mews_bridge.option_types import TimeZoneName
 
+from .charges import SharedRoomCharge
 from .housekeeping import HousekeepingOptions
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
@@ -82,6 +83,10 @@ class AsteriskPbxOptions(BaseModel):
     housekeeping: HousekeepingOptions = Field(
         default_factory=HousekeepingOptions,
         description="Room status codes (*52*PIN*STATUS): staff and states",
+    )
+    shared_room_charge: SharedRoomCharge = Field(
+        "owner",
+        description="Who pays in a room with several guests: the reservation's owner, or the first guest",
     )
     products: dict[str, str] = Field(
         default_factory=dict,

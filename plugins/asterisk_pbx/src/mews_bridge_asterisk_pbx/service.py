@@ -165,6 +165,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             retry_max_s=options.retry_max_s,
             logger=ctx.logger,
             on_auth_failure=ctx.stop,
+            shared_room_charge=options.shared_room_charge,
         )
         await self._ledger.load()
         await ctx.store.put(PROPERTY_KEY, {"timezone": enterprise.timezone.key})
