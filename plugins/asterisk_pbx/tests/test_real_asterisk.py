@@ -142,12 +142,14 @@ async def _codes_and_wakeups(hotel, pbx_options, tmp_path, ami, events):
     franz = hotel.add_customer("Gruber", "Franz")
     late_riser = hotel.add_reservation(franz, hotel.resource_id("102"), "Started")
     hotel.set_resource_state(hotel.resource_id("103"), "Dirty")
+    water = hotel.add_product(hotel.service_id("Telephone"), "Mineral water 0.5 l", 3.5, ("AT-R",))
     options = {
         **pbx_options,
         "port": PORT,
         "username": "mewsbridge",
         "secret": SECRET,
         "housekeeping": {"staff": {"Maria Novak": "4711"}},
+        "products": {"12": water},
         "wakeup": {"channel": "Local/{extension}@fake-phones", "ring_s": 4, "retries": 0, "reception": "100"},
     }
     settings = bridge_settings(hotel, tmp_path / "state", services=[service("PBX", "asterisk_pbx", options)])
@@ -172,6 +174,18 @@ async def _codes_and_wakeups(hotel, pbx_options, tmp_path, ami, events):
         assert [(e["Room"], e["Code"]) for e in codes()] == [("103", "*52*4711*1"), ("101", "*52*1234*3")]
         assert len(hotel.calls_to("resources/update")) == 1
         assert hotel.resources[hotel.resource_id("101")]["State"] == "Clean"
+
+        # Minibar: two waters from 101, one from the vacant 103 (recorded, not posted).
+        await dial(ami, "101", "*51*12*2")
+        await dial(ami, "103", "*51*12")
+        await wait_for(lambda: len(codes()) == 4, GUARD_S, "both orders handed to the bridge")
+        await wait_for(lambda: hotel.orders, GUARD_S, "the minibar order")
+        await wait_until(lambda: consumed_replies(ami), "the dialplan to take the answers")
+        articles = {c["room"]: c for c in (await managed.ctx.store.items("charge:item-")).values()}
+        assert {room: c["state"] for room, c in articles.items()} == {"101": "posted", "103": "unassigned"}
+        [order] = hotel.orders
+        assert (order["AccountId"], order["Items"][0]["UnitCount"]) == (anna, 2)
+        assert order["Items"][0]["ExternalIdentifier"] == articles["101"]["key"]
 
         # Wake-up calls from both rooms; the scheduler's clock jumps to the time instead of waiting.
         await dial(ami, "101", "*55*0630")
