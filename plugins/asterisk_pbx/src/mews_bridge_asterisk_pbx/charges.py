@@ -278,9 +278,11 @@ class ChargeLedger:
         logger: logging.Logger,
         on_auth_failure: Callable[[str], None] | None = None,
         shared_room_charge: SharedRoomCharge = "owner",
+        on_posted: Callable[[Charge], None] | None = None,
     ) -> None:
         self._store = store
         self.shared_room_charge = shared_room_charge
+        self._on_posted = on_posted
         self._mews = mews
         self.service_id = service_id
         self.pricing = pricing
@@ -575,6 +577,8 @@ class ChargeLedger:
         self.outcomes[charge.state] += 1
         if charge.key in self._watchers:
             self._watchers[charge.key].set()
+        if charge.state == "posted" and self._on_posted is not None:
+            self._on_posted(charge)
 
     async def _save(self, charge: Charge) -> None:
         await self._store.put(PREFIX + charge.key, asdict(charge))

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,7 @@ from .articles import ArticleRefused, Catalogue, article_charge
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
+from .credit import CreditGuard, with_credit_bars
 from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
@@ -124,6 +126,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._pin_guard = PinGuard()
         self._wakeups: WakeupCalls | None = None
         self._catalogue = Catalogue(options.products, options.max_article_count)
+        self._credit: CreditGuard | None = None
         self._pricing = "Gross"
 
     @property
@@ -166,6 +169,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             logger=ctx.logger,
             on_auth_failure=ctx.stop,
             shared_room_charge=options.shared_room_charge,
+            on_posted=self._posted,
         )
         await self._ledger.load()
         await ctx.store.put(PROPERTY_KEY, {"timezone": enterprise.timezone.key})
@@ -181,6 +185,19 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
         await self._wakeups.load()
         await self._wakeups.sync(self._in_house_rooms())
+        if options.credit_policy is not None:
+            self._credit = CreditGuard(
+                ctx.mews,
+                ctx.store,
+                ctx.logger,
+                policy=options.credit_policy,
+                limit=options.credit_limit or Decimal(0),
+                currency=enterprise.currency,
+                recheck_s=options.credit_recheck_s,
+                changed=self._credit_changed,
+            )
+            await self._credit.load()
+            await self._credit.sync(self._in_house_rooms())
 
         ami = AmiClient(
             options.host,
@@ -212,6 +229,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         ctx.create_task(self._ledger.run(), "post call charges")
         ctx.create_task(self._room_status.run(), "send room states")
         ctx.create_task(self._wakeups.run(), "wake-up calls")
+        if self._credit is not None:
+            ctx.create_task(self._credit.run(), "credit checks")
         self._log.info(
             "%d rooms, %d in house; posting calls under service %s with tax code %s",
             len(self._occupancy.room_names),
@@ -418,6 +437,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         guest's do-not-disturb. AMI faults are logged: the resync after the AMI reconnect repairs."""
         if self._wakeups is not None:
             await self._wakeups.sync(self._in_house_rooms())
+        if self._credit is not None:
+            await self._credit.sync(self._in_house_rooms())
         ami = self._ami
         if ami is None:
             return  # during setup; setup's own resync follows
@@ -430,13 +451,44 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 current = {}
                 for extension in plan.extensions:
                     current.update(await ami.db_get_tree(f"{family}/{extension}"))
-            await write_astdb(ami, plan.writes(current, family))
+            writes = plan.writes(current, family)
+            if self._credit is not None:
+                phones = {e: g is not None for e, g in plan.staying.items()} | dict.fromkeys(
+                    plan.arriving, True
+                )
+                writes = with_credit_bars(writes, current, phones, self._barred_phones(), family)
+            await write_astdb(ami, writes)
         except AmiError as exc:
             if check:
                 raise
             self._log.warning(
                 "Could not update the room phones in Asterisk (%s); resyncing on reconnect", exc
             )
+
+    # Call credit
+
+    def _posted(self, charge: Charge) -> None:
+        if self._credit is not None and charge.reservation_id and charge.account_id and charge.room:
+            self._credit.check_soon(charge.reservation_id, charge.account_id, charge.room)
+
+    def _barred_phones(self) -> dict[str, str]:
+        """Extension → why its outside calls are barred for credit."""
+        assert self._credit is not None
+        barred: dict[str, str] = {}
+        for stay in self._occupancy.in_house():
+            bar = self._credit.bars.get(stay.reservation_id)
+            room = self._occupancy.name_of(stay.resource_id)
+            extension = self._rooms.extension_for(room) if room else None
+            if bar is not None and extension is not None:
+                barred[extension] = bar.reason
+        return barred
+
+    async def _credit_changed(self, reservation_id: str) -> None:
+        """A bar was set or lifted: that room's phone in AstDB now."""
+        stay = next((s for s in self._occupancy.in_house() if s.reservation_id == reservation_id), None)
+        if stay is not None:
+            async with self._lock:
+                await self._push({stay.resource_id}, set())
 
     # CDRs → charges
 
