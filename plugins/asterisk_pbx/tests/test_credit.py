@@ -4,11 +4,14 @@ the AMI simulator's AstDB, in a real bridge."""
 from __future__ import annotations
 
 import contextlib
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from mews_bridge.testing import bridge_settings, running_bridge, service, wait_for
+from mews_bridge.settings import load_settings
+from mews_bridge.testing import bridge_settings, run_cli, running_bridge, service, wait_for
 from mews_bridge_asterisk_pbx.credit import Balance, bar_reason, with_credit_bars
 from mews_bridge_asterisk_pbx.rooms import AstDbWrite
 
@@ -107,3 +110,40 @@ async def test_prepaid_guests_need_payments_covering_their_charges(pbx, hotel, p
         await wait_for(lambda: astdb_room(pbx, "101").get("outside") == "0", what="the bar after a resync")
         hotel.check_out(stay)
         await wait_for(lambda: astdb_room(pbx, "101") == {"outside": "0"}, what="check-out clears the bar")
+
+
+@pytest.fixture
+def credit_config(config_file):
+    path = Path(config_file)
+    text = path.read_text().replace("retry_max_s = 0.2\n", "retry_max_s = 0.2\ncredit_limit = 5\n")
+    path.write_text(text)
+    return config_file
+
+
+async def test_the_command_line_shows_the_credit_and_resync_keeps_the_bar(pbx, hotel, credit_config):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    async with running_bridge(load_settings(Path(credit_config)), entry_points=True) as running:
+        await running.instances[0].wait_loaded()
+        await pbx.place_call("101", "00442071234567", billsec=192)
+        await wait_for(lambda: astdb_room(pbx, "101").get("outside") == "0", what="the bar")
+
+    code, out, err = await run_cli("--config", credit_config, "pbx", "credit", "101")
+    assert code == 0, err
+    assert "Room 101: Anna Huber" in out
+    assert "Open balance: 7.00 PLN (charges 7.00, payments 0.00)" in out
+    assert "Credit: limit of 5.00 PLN" in out
+    assert "State: barred since " in out and "open balance 7.00 PLN is over the credit limit" in out
+
+    pbx.astdb["/hotel/101/outside"] = "1"
+    code, out, err = await run_cli("--config", credit_config, "pbx", "resync")
+    assert code == 0, err
+    assert astdb_room(pbx, "101")["outside"] == "0"
+
+    hotel.add_external_payment(anna, Decimal(10), "PLN")
+    code, out, _ = await run_cli("--config", credit_config, "pbx", "credit", "101", "--json")
+    report = json.loads(out)
+    assert (report["balance"], report["barred"]) == ("-3.00", True)
+    assert report["state"].endswith("(covered now: the bridge opens the line at its next check)")
+    code, _, err = await run_cli("--config", credit_config, "pbx", "credit", "102")
+    assert code != 0 and "Nobody is in room 102" in err

@@ -33,7 +33,8 @@ from mews_bridge.journal import KeyValueStore
 from mews_bridge.mews.client import MewsClient
 from mews_bridge.mews.errors import MewsError
 
-from .rooms import AstDbWrite
+from .occupancy import Occupancy
+from .rooms import AstDbWrite, RoomMap
 
 CreditPolicy = Literal["limit", "prepaid"]
 PREFIX = "credit:"
@@ -102,6 +103,17 @@ class Bar:
     @classmethod
     def from_store(cls, value: Mapping[str, Any]) -> Bar:
         return cls(**value)
+
+
+def barred_phones(occupancy: Occupancy, rooms: RoomMap, reasons: Mapping[str, str]) -> dict[str, str]:
+    """Extension → why its outside calls are barred, from the bars by reservation id."""
+    barred: dict[str, str] = {}
+    for stay in occupancy.in_house():
+        room = occupancy.name_of(stay.resource_id)
+        extension = rooms.extension_for(room) if room else None
+        if stay.reservation_id in reasons and extension is not None:
+            barred[extension] = reasons[stay.reservation_id]
+    return barred
 
 
 def with_credit_bars(

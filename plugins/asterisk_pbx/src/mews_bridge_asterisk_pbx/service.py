@@ -37,7 +37,7 @@ from .articles import ArticleRefused, Catalogue, article_charge
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
-from .credit import CreditGuard, with_credit_bars
+from .credit import CreditGuard, barred_phones, with_credit_bars
 from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
@@ -456,7 +456,9 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 phones = {e: g is not None for e, g in plan.staying.items()} | dict.fromkeys(
                     plan.arriving, True
                 )
-                writes = with_credit_bars(writes, current, phones, self._barred_phones(), family)
+                reasons = {rid: bar.reason for rid, bar in self._credit.bars.items()}
+                barred = barred_phones(self._occupancy, self._rooms, reasons)
+                writes = with_credit_bars(writes, current, phones, barred, family)
             await write_astdb(ami, writes)
         except AmiError as exc:
             if check:
@@ -470,18 +472,6 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     def _posted(self, charge: Charge) -> None:
         if self._credit is not None and charge.reservation_id and charge.account_id and charge.room:
             self._credit.check_soon(charge.reservation_id, charge.account_id, charge.room)
-
-    def _barred_phones(self) -> dict[str, str]:
-        """Extension → why its outside calls are barred for credit."""
-        assert self._credit is not None
-        barred: dict[str, str] = {}
-        for stay in self._occupancy.in_house():
-            bar = self._credit.bars.get(stay.reservation_id)
-            room = self._occupancy.name_of(stay.resource_id)
-            extension = self._rooms.extension_for(room) if room else None
-            if bar is not None and extension is not None:
-                barred[extension] = bar.reason
-        return barred
 
     async def _credit_changed(self, reservation_id: str) -> None:
         """A bar was set or lifted: that room's phone in AstDB now."""
