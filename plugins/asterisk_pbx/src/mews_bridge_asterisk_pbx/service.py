@@ -306,6 +306,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "tax_code": self._tax_code_at(datetime.now(UTC)),
             "charges": self._ledger.diagnostics() if self._ledger else None,
             "wakeups": len(self._wakeups.records) if self._wakeups else None,
+            "credit_barred": sorted(b.room for b in self._credit.bars.values()) if self._credit else None,
         }
 
     async def status(self) -> dict[str, Any]:
