@@ -59,8 +59,8 @@ async def test_an_article_is_posted_once_as_a_product_order(pbx, hotel, pbx_opti
     assert (body["AccountId"], body["LinkedReservationId"]) == (anna, stay)
     assert second["body"]["ProductOrders"][0]["Count"] == 1
     assert [(c["state"], c["amount"], c["guest"]) for c in recorded] == [
-        ("posted", "3.5", "Anna Huber"),
-        ("posted", "7.0", "Anna Huber"),
+        ("posted", "3.50", "Anna Huber"),
+        ("posted", "7.00", "Anna Huber"),
     ]
     item = hotel.orders[0]["Items"][0]
     assert (item["Type"], item["UnitCount"], item["ExternalIdentifier"]) == (
@@ -101,7 +101,7 @@ async def test_no_post_empty_rooms_and_unknown_articles_get_an_error_prompt(
         "refused",
         "the guest is on the Cashlist (No Post)",
     )
-    assert (recorded["103"]["state"], recorded["103"]["amount"]) == ("unassigned", "10.5")
+    assert (recorded["103"]["state"], recorded["103"]["amount"]) == ("unassigned", "10.50")
     assert "101" not in recorded
     assert f"products: article 13 = {unknown} is not a product of the service" in caplog.text
     assert "3 x Mineral water 0.5 l from room 103 is unassigned" in caplog.text
@@ -170,4 +170,4 @@ async def test_charges_and_setup_show_articles(pbx, hotel, water, config_with_ar
     code, out, err = await run_cli("--config", config_file, "pbx", "charges")
     assert code == 0, err
     line = next(line for line in out.splitlines() if "Mineral water" in line)
-    assert "room 101" in line and "2 x Mineral water 0.5 l" in line and "7.0 PLN" in line and "posted" in line
+    assert "room 101" in line and "2 x Mineral water 0.5 l" in line and "7.00 PLN" in line and "posted" in line

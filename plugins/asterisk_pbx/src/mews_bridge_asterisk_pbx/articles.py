@@ -99,13 +99,16 @@ def article_charge(
 ) -> Charge:
     """The charge for ``count`` of ``product`` ordered in the call ``request``; ``base`` holds the
     room, guest and time, as for a call."""
+    total = product.price * count
+    # Money as a bill shows it (7.00), unless the price itself has more decimals.
+    amount = f"{total:.2f}" if total == total.quantize(Decimal("0.01")) else str(total)
     return Charge(
         key=f"item-{request}",
         number=article,
         item=f"{count} x {product.name}",
         call_class=PRODUCT_CLASS,
         seconds=0,
-        amount=str(product.price * count),
+        amount=amount,
         currency=product.currency,
         product_id=product.id,
         count=count,
