@@ -171,3 +171,14 @@ async def test_charges_and_setup_show_articles(pbx, hotel, water, config_with_ar
     assert code == 0, err
     line = next(line for line in out.splitlines() if "Mineral water" in line)
     assert "room 101" in line and "2 x Mineral water 0.5 l" in line and "7.00 PLN" in line and "posted" in line
+
+
+async def test_products_mews_will_not_list_stop_only_the_articles(pbx, hotel, pbx_options, tmp_path, water):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    hotel.faults.fail_operation("products/getAll", times=1, status=403, message="Not permitted.")
+    async with bridge(hotel, pbx_options, tmp_path, {"12": water}):
+        assert await pbx.dial_code("101", "*51*12") == "error article 12 cannot be ordered now"
+        await pbx.place_call("101", "221234567", billsec=60)
+        await wait_for(lambda: hotel.orders, what="the call still posted")
+    assert hotel.orders[0]["Items"][0]["Type"] == "CustomItem"

@@ -240,12 +240,22 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
 
     async def _load_products(self) -> None:
-        """The configured articles' products, from Mews (prices change there)."""
-        if self.options.products:
+        """The configured articles' products, from Mews (prices change there). If Mews refuses to
+        list them, articles get an error prompt; calls are not held up for it."""
+        if not self.options.products:
+            return
+        try:
             rows = await self.ctx.mews.pages(
                 "products/getAll", {"ServiceIds": [self.options.service_id]}, "Products"
             )
-            self._catalogue.load(rows, self._pricing, self._log)
+        except MewsAuthError:
+            raise
+        except MewsRequestError as exc:
+            self._log.error(
+                "Mews refused to list the service's products (%s); articles cannot be ordered", exc
+            )
+            rows = []
+        self._catalogue.load(rows, self._pricing, self._log)
 
     def _tax_code_at(self, moment: datetime) -> str | None:
         """The configured tax code, else the standard rate valid at ``moment``."""
