@@ -14,6 +14,7 @@ from mews_bridge.settings import load_settings
 from mews_bridge.testing import bridge_settings, run_cli, running_bridge, service, wait_for
 from mews_bridge_asterisk_pbx.credit import Balance, bar_reason, with_credit_bars
 from mews_bridge_asterisk_pbx.rooms import AstDbWrite
+from mews_bridge_mocks.mews import LineItem
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -100,7 +101,9 @@ async def test_prepaid_guests_need_payments_covering_their_charges(pbx, hotel, p
     hotel.add_external_payment(anna, Decimal(3), "PLN")
     async with bridge(hotel, pbx_options, tmp_path, credit_policy="prepaid"):
         await pbx.place_call("101", "221234567", billsec=60)  # 0.30: covered
-        await wait_for(lambda: len(hotel.calls_to("payments/getAll")) == 1, what="the first check")
+        await wait_for(
+            lambda: len(hotel.calls_to("payments/getAll")) >= 2, what="at start and after the call"
+        )
         assert astdb_room(pbx, "101")["outside"] == "1"
         await pbx.place_call("101", "00442071234567", billsec=192)  # 7.00: not covered
         await wait_for(lambda: astdb_room(pbx, "101").get("outside") == "0", what="the bar")
@@ -147,3 +150,26 @@ async def test_the_command_line_shows_the_credit_and_resync_keeps_the_bar(pbx, h
     assert report["state"].endswith("(covered now: the bridge opens the line at its next check)")
     code, _, err = await run_cli("--config", credit_config, "pbx", "credit", "102")
     assert code != 0 and "Nobody is in room 102" in err
+
+
+async def test_a_guest_over_the_limit_at_start_is_barred_and_stays_barred_across_a_restart(
+    pbx, hotel, pbx_options, tmp_path
+):
+    anna = hotel.add_customer("Huber", "Anna")
+    hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
+    hotel.post_order(
+        hotel.service_id("Accommodation"), anna, [LineItem("Night 5 Dec", gross=120, tax_codes=("AT-R",))]
+    )
+    async with bridge(hotel, pbx_options, tmp_path, credit_policy="prepaid"):
+        await wait_for(lambda: astdb_room(pbx, "101").get("outside") == "0", what="barred before any call")
+    assert astdb_room(pbx, "101")["barred"] == "payments of 0.00 PLN do not cover charges of 120.00 PLN"
+
+    pbx.astdb["/hotel/101/outside"] = "1"  # opened by hand while the bridge was stopped
+    async with bridge(hotel, pbx_options, tmp_path, credit_policy="prepaid"):
+        assert astdb_room(pbx, "101")["outside"] == "0"  # the kept bar
+    hotel.add_external_payment(anna, Decimal(150), "PLN")  # a deposit while the bridge was stopped
+    async with bridge(hotel, pbx_options, tmp_path, credit_policy="prepaid"):
+        await wait_for(
+            lambda: astdb_room(pbx, "101").get("outside") == "1", what="the deposit opens the line"
+        )
+    assert "barred" not in astdb_room(pbx, "101")

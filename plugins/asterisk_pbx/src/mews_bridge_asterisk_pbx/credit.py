@@ -11,8 +11,8 @@ A bar is AstDB ``<family>/<extension>/outside`` = ``0`` with the reason in ``...
 dialplan then plays "please contact the reception" (emergency numbers never look at it). Bars are
 kept in the journal, so they survive restarts.
 
-A guest is checked after each charge posted to them, and a barred guest again every
-``credit_recheck_s``, so a deposit taken at the desk reopens the line within minutes. Checks are paced
+A guest is checked at start and at check-in, after each charge posted to them, and a barred guest
+again every ``credit_recheck_s``, so a deposit taken at the desk reopens the line within minutes. Checks are paced
 (:data:`CHECK_SPACING_S`), two Mews requests each, so they never take more than a fixed share of the
 shared request budget.
 """
@@ -175,8 +175,16 @@ class CreditGuard:
             self._due[bar.reservation_id] = (0.0, bar.account_id, bar.room)
 
     def check_soon(self, reservation_id: str, account_id: str, room: str) -> None:
-        """A charge was posted to this guest: check their balance next."""
+        """A charge was posted to this guest, or they arrived: check their balance next."""
         self._due[reservation_id] = (0.0, account_id, room)
+        self._wake.set()
+
+    def check_all(self, guests: Iterable[tuple[str, str, str]]) -> None:
+        """Check every guest (reservation id, account id, room) not already due, one after the other
+        behind any guest who is due now: the catch-up at start."""
+        start = time.monotonic()
+        for n, (reservation_id, account_id, room) in enumerate(g for g in guests if g[0] not in self._due):
+            self._due[reservation_id] = (start + n * self._spacing_s, account_id, room)
         self._wake.set()
 
     async def sync(self, in_house: Mapping[str, str]) -> None:

@@ -198,6 +198,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             )
             await self._credit.load()
             await self._credit.sync(self._in_house_rooms())
+            self._credit.check_all(self._guests())
 
         ami = AmiClient(
             options.host,
@@ -450,6 +451,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             await self._wakeups.sync(self._in_house_rooms())
         if self._credit is not None:
             await self._credit.sync(self._in_house_rooms())
+            for reservation_id, account_id, room in self._guests(arrivals):
+                self._credit.check_soon(reservation_id, account_id, room)
         ami = self._ami
         if ami is None:
             return  # during setup; setup's own resync follows
@@ -483,6 +486,14 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     def _posted(self, charge: Charge) -> None:
         if self._credit is not None and charge.reservation_id and charge.account_id and charge.room:
             self._credit.check_soon(charge.reservation_id, charge.account_id, charge.room)
+
+    def _guests(self, rooms: set[str] | None = None) -> list[tuple[str, str, str]]:
+        """(Reservation id, account id, room name) of everyone in house, or in ``rooms`` (resource ids)."""
+        return [
+            (stay.reservation_id, stay.account_id, self._occupancy.name_of(stay.resource_id) or "")
+            for stay in self._occupancy.in_house()
+            if rooms is None or stay.resource_id in rooms
+        ]
 
     async def _credit_changed(self, reservation_id: str) -> None:
         """A bar was set or lifted: that room's phone in AstDB now."""
