@@ -297,6 +297,8 @@ class ChargeLedger:
         """Failed charges staff have not been told about in Mews yet → when to try (monotonic)."""
         self._failures: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        self._editing = asyncio.Lock()
+        """Held while a kept charge is read and written back outside the posting task."""
         self._watchers: dict[str, asyncio.Event] = {}
         """Keys someone waits on (:meth:`outcome`) → set when the charge leaves ``pending``."""
         self.outcomes: Counter[str] = Counter()
@@ -388,7 +390,8 @@ class ChargeLedger:
             )
         if not retryable(charge):
             raise ValueError(f"The call for {charge.item} could not be priced: correct the tariff first.")
-        charge = await queue_again(self._store, key)
+        async with self._editing:
+            charge = await queue_again(self._store, key)
         self._failures.pop(key, None)
         await self._queue_retried()
         self._wake.set()
@@ -567,7 +570,11 @@ class ChargeLedger:
             self._log.warning("Could not put a task in Mews for the failed charge %s yet: %s", key, exc)
             self._untold[key] = time.monotonic() + TASK_RETRY_S
             return
-        await self._save(replace(charge, task=task))
+        # Staff may have queued it again while Mews was answering: keep their state, add the task.
+        async with self._editing:
+            current = await self.get(key)
+            if current is not None:
+                await self._save(replace(current, task=task))
         self._untold.pop(key, None)
 
     async def _settle(self, charge: Charge) -> None:
