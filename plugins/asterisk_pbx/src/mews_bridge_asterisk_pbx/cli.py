@@ -325,7 +325,8 @@ async def _resync(settings: Settings, entry: ServiceEntry, options: AsteriskPbxO
 def charges_command(
     name: str | None, states: tuple[str, ...], failed: bool, retry_key: str | None, as_json: bool
 ) -> None:
-    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed.
+    """Calls and room-phone articles (*51*) charged to guests: posted, pending, refused (No Post),
+    unassigned and failed.
 
     After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
     queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
@@ -355,7 +356,7 @@ def charges_command(
         click.echo(json.dumps([asdict(c) for c in charges], indent=2))
         return
     if not charges:
-        click.echo("No call charges recorded." if not states else "No call charges in that state.")
+        click.echo("No charges recorded." if not states else "No charges in that state.")
         return
     zone = asyncio.run(_property_zone(path, f"service:{entry.name}", options_zone(entry)))
     for charge in charges:
