@@ -392,8 +392,8 @@ class ChargeLedger:
             raise ValueError(f"The call for {charge.item} could not be priced: correct the tariff first.")
         async with self._editing:
             charge = await queue_again(self._store, key)
-        self._failures.pop(key, None)
-        await self._queue_retried()
+            self._failures.pop(key, None)
+            await self._queue_retried()
         self._wake.set()
         self._log.info("Retrying the failed charge %s for %s, as staff asked", key, charge.item)
         return charge
@@ -426,8 +426,13 @@ class ChargeLedger:
 
     async def _queue_retried(self) -> None:
         for key in await self._store.items(RETRY_PREFIX):
-            await self._store.delete(key)
             charge_key = key.removeprefix(RETRY_PREFIX)
+            charge = await self.get(charge_key)
+            if charge is not None and charge.state == "failed":
+                # The command line queued it while the task for it was being saved, which wrote
+                # "failed" back over "pending": the marker is staff's word, so it stands.
+                await self._save(charge.moved("pending", error=f"queued again after: {charge.error}"))
+            await self._store.delete(key)
             self._log.info("The charge %s was queued again by staff", charge_key)
             self._due[charge_key] = 0.0
 
