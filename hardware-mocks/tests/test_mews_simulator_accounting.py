@@ -278,6 +278,43 @@ async def test_product_orders_use_the_product_price(api, sim):
     )
 
 
+async def test_invalid_product_orders_are_400(api, sim):
+    guest, stay = in_house_guest(sim)
+    telephone = sim.service_id("Telephone")
+    water = sim.add_product(telephone, "Mineral water", 3.5, ("AT-R",))
+    elsewhere = sim.add_product(sim.service_id("Accommodation"), "Breakfast", 18)
+    retired = sim.add_product(telephone, "Old fax", 2)
+    sim.products[retired]["IsActive"] = False
+    unknown = "aa20961f-6d9e-4b35-ad25-071213530aec"
+
+    def order(**product_order) -> dict:
+        return {"ServiceId": telephone, "AccountId": guest, "ProductOrders": [product_order]}
+
+    cases = [
+        (order(ProductId=unknown), "Invalid ProductOrders[0].ProductId"),
+        (order(ProductId=elsewhere), "Invalid ProductOrders[0].ProductId"),
+        (order(ProductId=retired), "Invalid ProductOrders[0].ProductId"),
+        (order(ProductId=water, Count=0), "Invalid ProductOrders[0].Count"),
+        (order(ProductId=water, Count=1.5), "Invalid ProductOrders[0].Count"),
+        (order(ProductId=water, Count="2"), "Invalid ProductOrders[0].Count"),
+        (order(Count=2), "Missing required field 'ProductOrders[0].ProductId'"),
+        ({**order(ProductId=water), "LinkedReservationId": unknown}, "Invalid LinkedReservationId"),
+    ]
+    for body, message in cases:
+        assert_error(await call(api, "orders/add", **body), 400, message)
+    assert sim.orders == []
+
+    posted = await call(
+        api,
+        "orders/add",
+        **order(ProductId=water, Count=2, ExternalIdentifier="item-1"),
+        LinkedReservationId=stay,
+    )
+    assert posted.status_code == 200
+    [item] = sim.orders[0]["Items"]
+    assert (item["UnitCount"], item["Amount"]["GrossValue"], item["ExternalIdentifier"]) == (2, 7.0, "item-1")
+
+
 # -- bills and payments ---------------------------------------------------------------------------
 
 

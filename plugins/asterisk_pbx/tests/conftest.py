@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from mews_bridge.testing import write_settings_file
 from mews_bridge_asterisk_pbx.service import AsteriskPbxService
 from mews_bridge_mocks.ami import AmiSimulator
 from mews_bridge_mocks.ami.fixtures import SECRET, USERNAME
@@ -68,3 +69,12 @@ def settings(bridge_harness, pbx_options):
     """Bridge settings with the asterisk_pbx service as the only instance (``bridge_harness``'s)."""
     bridge_harness.add_service(SERVICE_NAME, AsteriskPbxService, pbx_options)
     return bridge_harness.settings()
+
+
+@pytest.fixture
+def config_file(tmp_path, bridge_harness, pbx_options):
+    """A settings file with the service; of the call classes only international has its category."""
+    categories = {"international": pbx_options["accounting_categories"]["international"]}
+    options = {**pbx_options, "accounting_categories": categories}
+    bridge_harness.add_service(SERVICE_NAME, AsteriskPbxService, options)
+    return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))

@@ -13,20 +13,9 @@ from mews_bridge.testing import (
     run_cli,
     running_bridge,
     wait_for,
-    write_settings_file,
 )
-from mews_bridge_asterisk_pbx.service import AsteriskPbxService
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def config_file(tmp_path, bridge_harness, pbx_options):
-    """A settings file with the service; of the call classes only international has its category."""
-    categories = {"international": pbx_options["accounting_categories"]["international"]}
-    options = {**pbx_options, "accounting_categories": categories}
-    bridge_harness.add_service("Telephone exchange", AsteriskPbxService, options)
-    return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))
 
 
 async def test_setup_lists_the_property_and_checks_the_pbx(config_file, hotel, pbx):

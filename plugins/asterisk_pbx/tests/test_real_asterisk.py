@@ -65,7 +65,8 @@ async def _scenario(hotel, pbx_options, tmp_path, ami, cdrs):
     reservation = hotel.add_reservation(anna, hotel.resource_id("101"), "Started")
     franz = hotel.add_customer("Gruber", "Franz", classifications=("Cashlist",))
     hotel.add_reservation(franz, hotel.resource_id("102"), "Started")
-    options = {**pbx_options, "port": PORT, "username": "mewsbridge", "secret": SECRET}
+    # A credit limit below the first call: room 101 is barred once it is posted.
+    options = {**pbx_options, "port": PORT, "username": "mewsbridge", "secret": SECRET, "credit_limit": 1}
     settings = bridge_settings(hotel, tmp_path / "state", services=[service("PBX", "asterisk_pbx", options)])
 
     async with running_bridge(settings, entry_points=True) as bridge:
@@ -86,6 +87,25 @@ async def _scenario(hotel, pbx_options, tmp_path, ami, cdrs):
         await wait_for(
             lambda: any(c.get("UserField") == "blocked" for c in cdrs), GUARD_S, "the barred call of 103"
         )
+
+        # Over the credit limit: the next outside call is refused with a prompt, 112 still goes out.
+        async def barred() -> bool:
+            return await ami.db_get("hotel/101", "outside") == "0"
+
+        await wait_until(barred, "room 101 barred for credit")
+        assert "over the credit limit of 1.00 PLN" in (await ami.db_get("hotel/101", "barred") or "")
+        await originate(ami, "101", "000442071234567")
+        await originate(ami, "101", "112")
+
+        def from_101(cdr: Message) -> bool:
+            return cdr.get("Source") == "101" or cdr.get("Room") == "101"
+
+        await wait_for(
+            lambda: any(from_101(c) and c.get("UserField") == "blocked" for c in cdrs), GUARD_S, "the refusal"
+        )
+        await wait_for(
+            lambda: any(from_101(c) and c.get("Destination") == "112" for c in cdrs), GUARD_S, "the 112 call"
+        )
         charges = await managed.ctx.store.items("charge:")
 
     [order] = hotel.orders
@@ -101,6 +121,10 @@ async def _scenario(hotel, pbx_options, tmp_path, ami, cdrs):
     rated = next(c for c in cdrs if c.get("Room") == "101" and c.get("LastApplication") == "Dial")
     assert item["ExternalIdentifier"] == f"cdr-{rated['UniqueID']}-{rated['Sequence']}"
     assert sorted(c["state"] for c in charges.values()) == ["posted", "refused"]
+    refusal = next(c for c in cdrs if from_101(c) and c.get("UserField") == "blocked")
+    assert refusal["Disposition"] != "ANSWERED"  # the prompt plays without answering
+    emergency = [c for c in cdrs if from_101(c) and c.get("Destination") == "112"]
+    assert any(c["Disposition"] == "ANSWERED" for c in emergency)  # it went out, and was not charged
 
 
 async def dial(ami: AmiClient, room: str, code: str) -> None:
@@ -142,12 +166,14 @@ async def _codes_and_wakeups(hotel, pbx_options, tmp_path, ami, events):
     franz = hotel.add_customer("Gruber", "Franz")
     late_riser = hotel.add_reservation(franz, hotel.resource_id("102"), "Started")
     hotel.set_resource_state(hotel.resource_id("103"), "Dirty")
+    water = hotel.add_product(hotel.service_id("Telephone"), "Mineral water 0.5 l", 3.5, ("AT-R",))
     options = {
         **pbx_options,
         "port": PORT,
         "username": "mewsbridge",
         "secret": SECRET,
         "housekeeping": {"staff": {"Maria Novak": "4711"}},
+        "products": {"12": water},
         "wakeup": {"channel": "Local/{extension}@fake-phones", "ring_s": 4, "retries": 0, "reception": "100"},
     }
     settings = bridge_settings(hotel, tmp_path / "state", services=[service("PBX", "asterisk_pbx", options)])
@@ -172,6 +198,18 @@ async def _codes_and_wakeups(hotel, pbx_options, tmp_path, ami, events):
         assert [(e["Room"], e["Code"]) for e in codes()] == [("103", "*52*4711*1"), ("101", "*52*1234*3")]
         assert len(hotel.calls_to("resources/update")) == 1
         assert hotel.resources[hotel.resource_id("101")]["State"] == "Clean"
+
+        # Minibar: two waters from 101, one from the vacant 103 (recorded, not posted).
+        await dial(ami, "101", "*51*12*2")
+        await dial(ami, "103", "*51*12")
+        await wait_for(lambda: len(codes()) == 4, GUARD_S, "both orders handed to the bridge")
+        await wait_for(lambda: hotel.orders, GUARD_S, "the minibar order")
+        await wait_until(lambda: consumed_replies(ami), "the dialplan to take the answers")
+        articles = {c["room"]: c for c in (await managed.ctx.store.items("charge:item-")).values()}
+        assert {room: c["state"] for room, c in articles.items()} == {"101": "posted", "103": "unassigned"}
+        [order] = hotel.orders
+        assert (order["AccountId"], order["Items"][0]["UnitCount"]) == (anna, 2)
+        assert order["Items"][0]["ExternalIdentifier"] == articles["101"]["key"]
 
         # Wake-up calls from both rooms; the scheduler's clock jumps to the time instead of waiting.
         await dial(ami, "101", "*55*0630")

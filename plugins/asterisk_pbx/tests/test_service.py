@@ -317,7 +317,9 @@ async def test_a_refused_charge_is_kept_told_to_staff_and_posted_when_queued_aga
         call = await pbx.place_call("101", "00442071234567", billsec=60)
         failed = await wait_for_charge(bridge, call, "failed")
         [task] = await wait_for(lambda: list(hotel.tasks), what="the Mews task")
-        stored = await wait_for_charge(bridge, call, "failed")
+        ledger = bridge.instances[0].instance._ledger
+        await wait_for(lambda: not ledger._untold, what="the task's id kept with the charge")
+        stored = await charge(bridge, call)
         await queue_again(bridge.instances[0].ctx.store, failed["key"])
         posted = await wait_for_charge(bridge, call, "posted")
     assert failed["error"] == message

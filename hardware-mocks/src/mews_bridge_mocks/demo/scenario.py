@@ -56,8 +56,22 @@ def front_desk(printer_url: str, encoder_port: str) -> list[dict[str, Any]]:
     ]
 
 
+MINIBAR_ARTICLE = "12"
+MINIBAR_PRODUCT = "Mineral water 0.5 l"
+
+
 def telephone_options(sim: MewsSimulator, ami_port: int) -> dict[str, Any]:
-    """Options of an asterisk_pbx service on the AMI simulator, charging under the sample tariff."""
+    """Options of an asterisk_pbx service on the AMI simulator, charging under the sample tariff;
+    minibar article 12 is a product of the Telephone service (added to the simulator if missing)."""
+    telephone = sim.service_id("Telephone")
+    water = next(
+        (
+            p["Id"]
+            for p in sim.products
+            if p["ServiceId"] == telephone and p["Names"]["en-US"] == MINIBAR_PRODUCT
+        ),
+        None,
+    ) or sim.add_product(telephone, MINIBAR_PRODUCT, 3.5, ("AT-R",))
     categories = {
         call_class: sim.accounting_category_id(f"Telephone {call_class}")
         for call_class in ("local", "national", "mobile", "international", "premium")
@@ -72,6 +86,7 @@ def telephone_options(sim: MewsSimulator, ami_port: int) -> dict[str, Any]:
         "rooms": "{room}",
         "timezone": "Europe/Vienna",
         "accounting_categories": categories,
+        "products": {MINIBAR_ARTICLE: water},
     }
 
 
@@ -116,7 +131,9 @@ class Demo:
             )
             self.say(f"Mews simulator on {self.sim.platform_url}")
             self.say(f"ESC/POS printer on {self.printer.url}; SALTO encoder on {self.encoder.port_url}")
-            self.say(f"Asterisk AMI on 127.0.0.1:{self.pbx.port}; A4 office printer (IPP) on {self.office.uri}")
+            self.say(
+                f"Asterisk AMI on 127.0.0.1:{self.pbx.port}; A4 office printer (IPP) on {self.office.uri}"
+            )
             self.sim.add_device("Reception printer", "Printer")
             office_id = self.sim.add_device("Office printer", "Printer")
             encoder_id = self.sim.add_device("Reception encoder", "KeyCutter")
@@ -236,6 +253,7 @@ class Demo:
             f"    Mews order item: {item['BillingName']}, {amount['Currency']} {amount['GrossValue']} gross, "
             f"linked to reservation {order['LinkedReservationId']}"
         )
+        await self.minibar("201")
         await self.wakeup("201")
         no_post = self.sim.add_customer("Weber", "Karl", classifications=("Cashlist",))
         self.sim.check_in(self.sim.add_reservation(no_post, self.sim.resource_id("202")))
@@ -246,6 +264,24 @@ class Demo:
         self.sim.check_out(reservation)
         await wait_for(lambda: self.phone("201") == {"outside": "0"}, 10, "room 201 to be cleared")
         self.say(f"    AstDB hotel/201: {self.phone('201')}")
+
+    async def minibar(self, room: str) -> None:
+        code = f"*51*{MINIBAR_ARTICLE}*2"
+        self.say(
+            f"She takes two bottles of water from the minibar and dials {code} on the phone in room {room}."
+        )
+        answer = await self.pbx.dial_code(room, code)
+        self.say(f"    The bridge answers the dialplan: {answer!r}; she hears a confirmation.")
+        charges = await self.bridge.instances[-1].ctx.store.items("charge:item-")
+        [charge] = [c for c in charges.values() if c["room"] == room]
+        order = self.sim.orders[-1]
+        notes = (
+            f"{charge['item']}: {charge['currency']} {charge['amount']}, {charge['state']} as a product order "
+            f"(Mews item {order['Items'][0]['Type']}, {order['Items'][0]['UnitCount']} units)"
+        )
+        state = "Processed" if charge["state"] == "posted" else charge["state"]
+        self.rows.append(Row(f"Minibar from room {room}", "Telephone exchange", state, notes))
+        click.echo(f"    {click.style(state, fg='green' if state == 'Processed' else 'yellow')}: {notes}")
 
     async def wakeup(self, room: str) -> None:
         self.say(f"In the evening she dials *55*0700 on the phone in room {room} for a wake-up call.")

@@ -608,6 +608,8 @@ def _product_order(world: World, order: Params, service_id: str, consumed: datet
     product = _entity(order, "ProductId", world.products)
     if product["ServiceId"] != service_id:
         raise invalid(order.name("ProductId"), "the product belongs to another service")
+    if not product["IsActive"]:
+        raise invalid(order.name("ProductId"), "the product is inactive")
     count = order.integer("Count", minimum=1) or 1
     override = order.nested("UnitAmount")
     price = _product_price(world, product) if override is None else _price(world, override, consumed)

@@ -1,8 +1,10 @@
-"""Call charges, store and forward: every billable call is written to the journal before anything is
-sent to Mews, then posted with ``orders/add`` until Mews has it, exactly once.
+"""Charges, store and forward: every billable call, and every article ordered from a room phone
+(``*51*ARTICLE*QTY``), is written to the journal before anything is sent to Mews, then posted with
+``orders/add`` until Mews has it, exactly once.
 
-A charge lives in the service's key/value store under ``charge:<dedupe key>`` (the CDR's UniqueID,
-plus Sequence when mapped) and moves through these states:
+A charge lives in the service's key/value store under ``charge:<dedupe key>`` (``cdr-`` and the CDR's
+UniqueID, plus Sequence when mapped; ``item-`` and the dialling channel's UniqueID for an article)
+and moves through these states:
 
 * ``pending``: to be posted; retried with capped backoff through Mews outages and restarts;
 * ``posted``: Mews accepted it (``order_id``);
@@ -25,6 +27,7 @@ routing rules and billing automation move items to other accounts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -49,6 +52,7 @@ from mews_bridge import (
     TaxRate,
 )
 
+SharedRoomCharge = Literal["owner", "first"]
 ChargeState = Literal["pending", "posted", "refused", "unassigned", "failed"]
 STATES: tuple[ChargeState, ...] = ("pending", "posted", "refused", "unassigned", "failed")
 PREFIX = "charge:"
@@ -73,10 +77,11 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class Charge:
-    """One billable call as kept in the journal (JSON; money as text, read back as Decimal)."""
+    """One billable call or ordered article as kept in the journal (JSON; money as text, read back as
+    Decimal)."""
 
     key: str
-    """Dedupe key and the order item's ExternalIdentifier (``cdr-1795424531.48``)."""
+    """Dedupe key and the order item's ExternalIdentifier (``cdr-1795424531.48``, ``item-1795424531.50``)."""
     state: ChargeState
     start: str
     """Call start, ISO 8601 UTC: the order's ConsumptionUtc."""
@@ -84,8 +89,9 @@ class Charge:
     room: str | None
     number: str
     item: str
-    """The bill line: ``Call to +48 22 123 45 67 (3 min 12 s)``."""
+    """The bill line: ``Call to +48 22 123 45 67 (3 min 12 s)``, ``2 x Mineral water``."""
     call_class: str
+    """The tariff class of a call; ``product`` for an article (priced by Mews); empty: not priced."""
     seconds: int
     amount: str
     currency: str
@@ -100,6 +106,9 @@ class Charge:
     error: str | None = None
     task: str | None = None
     """For a failed charge: the Mews task that tells staff, or why there is none."""
+    product_id: str | None = None
+    """An article: the Mews product posted as a product order (``number`` is the article code)."""
+    count: int = 1
     received: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
 
@@ -213,6 +222,7 @@ def unit_amount(charge: Charge, pricing: str) -> dict[str, Any]:
 
 
 def new_order(charge: Charge, service_id: str, pricing: str) -> NewOrder:
+    """A call as an ad-hoc item (its price is the tariff's)."""
     assert charge.account_id is not None
     return NewOrder(
         service_id=service_id,
@@ -232,6 +242,26 @@ def new_order(charge: Charge, service_id: str, pricing: str) -> NewOrder:
     )
 
 
+def order_parameters(charge: Charge, service_id: str, pricing: str) -> dict[str, Any]:
+    """The ``orders/add`` parameters: a call as an item; an article as a product order, so Mews
+    prices it and books it under the product's own accounting category."""
+    if charge.product_id is None:
+        return new_order(charge, service_id, pricing).to_mews()
+    assert charge.account_id is not None
+    order = NewOrder(
+        service_id=service_id,
+        account_id=charge.account_id,
+        linked_reservation_id=charge.reservation_id,
+        consumption_utc=charge.start_utc,
+        notes=f"Room phone, room {charge.room}: article {charge.number} ({charge.key})",
+    ).to_mews()
+    del order["Items"]
+    order["ProductOrders"] = [
+        {"ProductId": charge.product_id, "Count": charge.count, "ExternalIdentifier": charge.key}
+    ]
+    return order
+
+
 class ChargeLedger:
     """Keeps charges in ``store`` and posts the pending ones; :meth:`run` is the posting task.
 
@@ -249,8 +279,12 @@ class ChargeLedger:
         retry_max_s: float,
         logger: logging.Logger,
         on_auth_failure: Callable[[str], None] | None = None,
+        shared_room_charge: SharedRoomCharge = "owner",
+        on_posted: Callable[[Charge], None] | None = None,
     ) -> None:
         self._store = store
+        self.shared_room_charge = shared_room_charge
+        self._on_posted = on_posted
         self._mews = mews
         self.service_id = service_id
         self.pricing = pricing
@@ -265,6 +299,10 @@ class ChargeLedger:
         """Failed charges staff have not been told about in Mews yet → when to try (monotonic)."""
         self._failures: Counter[str] = Counter()
         self._wake = asyncio.Event()
+        self._editing = asyncio.Lock()
+        """Held while a kept charge is read and written back outside the posting task."""
+        self._watchers: dict[str, asyncio.Event] = {}
+        """Keys someone waits on (:meth:`outcome`) → set when the charge leaves ``pending``."""
         self.outcomes: Counter[str] = Counter()
         """Charges that reached each state since start."""
         self.last_error: str | None = None
@@ -315,6 +353,27 @@ class ChargeLedger:
     def diagnostics(self) -> dict[str, Any]:
         return {"pending": self.pending, "since_start": dict(self.outcomes), "last_error": self.last_error}
 
+    async def get(self, key: str) -> Charge | None:
+        value = await self._store.get(PREFIX + key)
+        return Charge.from_store(value) if value else None
+
+    async def outcome(self, key: str, timeout_s: float) -> Charge | None:
+        """The charge once it has left ``pending``, or as it is after ``timeout_s`` (still pending
+        while Mews is slow or its answer was lost)."""
+        event = self._watchers.setdefault(key, asyncio.Event())
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    while True:
+                        event.clear()
+                        charge = await self.get(key)
+                        if charge is None or charge.state != "pending":
+                            return charge
+                        await event.wait()
+        finally:
+            self._watchers.pop(key, None)
+        return await self.get(key)
+
     async def all(self) -> list[Charge]:
         """Every charge still kept, newest call first."""
         values = (await self._store.items(PREFIX)).values()
@@ -333,9 +392,10 @@ class ChargeLedger:
             )
         if not retryable(charge):
             raise ValueError(f"The call for {charge.item} could not be priced: correct the tariff first.")
-        charge = await queue_again(self._store, key)
-        self._failures.pop(key, None)
-        await self._queue_retried()
+        async with self._editing:
+            charge = await queue_again(self._store, key)
+            self._failures.pop(key, None)
+            await self._queue_retried()
         self._wake.set()
         self._log.info("Retrying the failed charge %s for %s, as staff asked", key, charge.item)
         return charge
@@ -368,8 +428,13 @@ class ChargeLedger:
 
     async def _queue_retried(self) -> None:
         for key in await self._store.items(RETRY_PREFIX):
-            await self._store.delete(key)
             charge_key = key.removeprefix(RETRY_PREFIX)
+            charge = await self.get(charge_key)
+            if charge is not None and charge.state == "failed":
+                # The command line queued it while the task for it was being saved, which wrote
+                # "failed" back over "pending": the marker is staff's word, so it stands.
+                await self._save(charge.moved("pending", error=f"queued again after: {charge.error}"))
+            await self._store.delete(key)
             self._log.info("The charge %s was queued again by staff", charge_key)
             self._due[charge_key] = 0.0
 
@@ -411,24 +476,26 @@ class ChargeLedger:
                     await self._settle(charge.moved("posted", order_id=order_id))
                     self._log.info("The charge %s had reached Mews already (order %s)", charge.key, order_id)
                     return
-            no_post = await self._no_post_guest(charge)
+            payer, no_post = await self._payer(charge)
         except MewsAuthError:
             raise
         except MewsError as exc:
             # No send while the checks before it fail, whatever Mews said: they are reads.
             raise MewsUnavailable(exc.operation, exc.message, exc.status, exc.request_id) from exc
         if no_post is not None:
-            await self._settle(charge.moved("refused", error="the guest is on the Cashlist (No Post)"))
+            await self._settle(
+                charge.moved("refused", account_id=payer, error="the guest is on the Cashlist (No Post)")
+            )
             self._log.info(
                 "Not charging %s to room %s: %s is on the Cashlist", charge.item, charge.room, no_post
             )
             return
         # Durable before sending: if the answer is lost, the next try looks the order up first.
-        charge = replace(charge, attempts=charge.attempts + 1)
+        charge = replace(charge, account_id=payer, attempts=charge.attempts + 1)
         await self._save(charge)
-        order = new_order(charge, self.service_id, self.pricing)
+        order = order_parameters(charge, self.service_id, self.pricing)
         try:
-            result = await self._mews.call("orders/add", order.to_mews(), retry_budget_s=self._retry_max_s)
+            result = await self._mews.call("orders/add", order, retry_budget_s=self._retry_max_s)
         except MewsOutcomeUnknown as exc:
             self._log.warning(
                 "Mews may or may not have the charge %s (%s); it is looked up before it is sent again",
@@ -441,15 +508,27 @@ class ChargeLedger:
             "Posted %s to room %s: %s %s", charge.item, charge.room, charge.amount, charge.currency
         )
 
-    async def _no_post_guest(self, charge: Charge) -> str | None:
-        """The name of a guest in the room on the Cashlist ("No Post"), if any: the reservation's
-        customer and its companions, so a company-owned reservation is checked on who stays."""
+    async def _payer(self, charge: Charge) -> tuple[str, str | None]:
+        """Who is charged (an account id) and, if that one is on the Cashlist ("No Post"), their name.
+
+        ``owner``: the reservation's owner, which may be a company; a company is not a person and has
+        no Cashlist flag, so the guests staying under it are checked instead. ``first``: the first
+        person in the room: the owner if a customer owns the reservation, else the first guest Mews lists
+        as staying under it (its first companionship)."""
         assert charge.account_id is not None
-        ids = [charge.account_id]  # a company's id simply finds no customer
-        if charge.reservation_id is not None:
-            ids += [c.customer_id for c in await self._mews.get_companionships([charge.reservation_id])]
-        guests = await self._mews.get_customers(list(dict.fromkeys(ids)))
-        return next((g.full_name for g in guests if NO_POST in g.classifications), None)
+        owners = await self._mews.get_customers([charge.account_id])  # a company's id finds none
+        if owners:
+            guests = owners
+        else:
+            assert charge.reservation_id is not None
+            ids = [c.customer_id for c in await self._mews.get_companionships([charge.reservation_id])]
+            guests = await self._mews.get_customers(list(dict.fromkeys(ids))) if ids else []
+            order = {customer_id: n for n, customer_id in enumerate(ids)}
+            guests.sort(key=lambda g: order[g.id] if g.id in order else len(order))
+            if self.shared_room_charge == "first" and guests:
+                first = guests[0]
+                return first.id, first.full_name if NO_POST in first.classifications else None
+        return charge.account_id, next((g.full_name for g in guests if NO_POST in g.classifications), None)
 
     async def _posted_order(self, charge: Charge) -> str | None:
         """The order Mews already has for this charge, from an earlier send whose answer was lost:
@@ -473,11 +552,12 @@ class ChargeLedger:
         if charge is None or charge.state != "failed" or charge.task is not None:
             self._untold.pop(key, None)
             return
-        name = f"Telephone charge not posted: room {charge.room or charge.extension}"
+        what = "Room phone order" if charge.product_id else "Telephone charge"
+        name = f"{what} not posted: room {charge.room or charge.extension}"
         description = (
             f"{charge.item} from room {charge.room or charge.extension}"
             f" ({charge.guest or 'no guest on record'}), {charge.amount} {charge.currency},"
-            f" started {charge.start.replace('T', ' ')}, call {charge.key}."
+            f" at {charge.start.replace('T', ' ')}, key {charge.key}."
             f" Not posted: {charge.error}."
             f" Post it by hand, or fix the cause and run: mews-bridge pbx charges --retry {charge.key}"
         )
@@ -497,10 +577,11 @@ class ChargeLedger:
             self._log.warning("Could not put a task in Mews for the failed charge %s yet: %s", key, exc)
             self._untold[key] = time.monotonic() + TASK_RETRY_S
             return
-        # Staff may have queued the charge again while the task was being added: keep what is stored now.
-        current = await self._store.get(PREFIX + key)
-        if current is not None:
-            await self._save(replace(Charge.from_store(current), task=task))
+        # Staff may have queued it again while Mews was answering: keep their state, add the task.
+        async with self._editing:
+            current = await self.get(key)
+            if current is not None:
+                await self._save(replace(current, task=task))
         self._untold.pop(key, None)
 
     async def _settle(self, charge: Charge) -> None:
@@ -508,6 +589,10 @@ class ChargeLedger:
         self._due.pop(charge.key, None)
         self._failures.pop(charge.key, None)
         self.outcomes[charge.state] += 1
+        if charge.key in self._watchers:
+            self._watchers[charge.key].set()
+        if charge.state == "posted" and self._on_posted is not None:
+            self._on_posted(charge)
 
     async def _save(self, charge: Charge) -> None:
         await self._store.put(PREFIX + charge.key, asdict(charge))

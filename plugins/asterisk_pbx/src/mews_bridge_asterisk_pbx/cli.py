@@ -1,10 +1,11 @@
-"""``mews-bridge pbx``: what to write in the options (``setup``), room phones brought in line with
-Mews now (``resync``), what became of the calls (``charges``), and wake-up calls (``wakeup``,
-``wakeups``).
+"""``mews-bridge pbx``: what to write in the options (``setup``, with the service's products for
+``*51*`` articles), room phones brought in line with Mews now (``resync``), what became of the calls
+and articles (``charges``), wake-up calls (``wakeup``, ``wakeups``) and a guest's call credit
+(``credit``).
 
-All read the bridge settings; ``charges`` and ``wakeups`` read the service's store in the bridge's
-journal, so run them as the bridge's user. They may run while the bridge does; ``wakeup`` needs it
-running.
+All read the bridge settings; ``charges``, ``wakeups`` and ``credit`` read the service's store in the
+bridge's journal, so run them as the bridge's user. They may run while the bridge does; ``wakeup``
+needs it running.
 """
 
 from __future__ import annotations
@@ -119,6 +120,14 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
             )
         except MewsError:
             departments = None  # optional: only the wake-up task's department needs them
+        products: list[dict[str, object]] = []
+        if options is not None and any(s.id == options.service_id for s in services):
+            try:
+                products = await mews.pages(
+                    "products/getAll", {"ServiceIds": [options.service_id]}, "Products"
+                )
+            except MewsError as exc:
+                click.echo(f"Mews did not list the service's products: {exc}", err=True)
     click.echo(
         f"Property: {enterprise.name} ({enterprise.currency}, {enterprise.pricing} prices, "
         f"time zone {enterprise.timezone.key}, tax environment {enterprise.tax_environment_code})"
@@ -151,6 +160,9 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
         if not category.is_active:
             mark = " (inactive" + (": refused" if mark else "") + ")" + mark
         click.echo(f"  {category.id}  {category.name}{code}{mark}")
+
+    if options is not None:
+        _list_products(products, options, enterprise.pricing)
 
     rooms = options.room_map([r.name for r in resources]) if options else None
     click.echo(f"\nRooms ({len(resources)}):")
@@ -188,6 +200,27 @@ async def _setup(settings: Settings, options: AsteriskPbxOptions | None) -> None
             for call_class, category in sorted(guesses.items()):
                 click.echo(f'  {call_class} = "{category.id}"  # {category.name}')
     await _check_ami(options)
+
+
+def _list_products(products: list[dict[str, object]], options: AsteriskPbxOptions, pricing: str) -> None:
+    """The configured service's products, marked with the article codes that post them."""
+    from .articles import product_name, product_price
+
+    articles: dict[str, list[str]] = defaultdict(list)
+    for article, product_id in sorted(options.products.items()):
+        articles[product_id].append(article)
+    click.echo("\nProducts of the service (option products, article code = id; dialled as *51*ARTICLE*QTY):")
+    for row in sorted(products, key=lambda r: (not r.get("IsActive", True), product_name(r))):
+        price, currency = product_price(row, pricing)
+        codes = articles.pop(str(row.get("Id")), [])
+        mark = f"  <- article {', '.join(codes)}" if codes else ""
+        if not row.get("IsActive", True):
+            mark = " (inactive" + (": refused" if mark else "") + ")" + mark
+        click.echo(f"  {row.get('Id')}  {product_name(row)}, {price} {currency}{mark}")
+    if not products:
+        click.echo("  (none)")
+    for product_id, codes in articles.items():
+        click.echo(f"  article {', '.join(codes)} = {product_id} is not a product of this service!")
 
 
 def _ami_client(options: AsteriskPbxOptions) -> AmiClient:
@@ -228,21 +261,23 @@ async def _check_ami(options: AsteriskPbxOptions) -> None:
 @pbx.command("resync")
 @_service
 def resync_command(name: str | None) -> None:
-    """Write to Asterisk's AstDB what differs from Mews: who is in which room, now."""
+    """Write to Asterisk's AstDB what differs from Mews: who is in which room, now (credit bars the
+    bridge set are kept)."""
     settings, entry = _entry(name, required=True)
     assert entry is not None
     options = _options(entry)
     if options is None:
         raise click.ClickException("Fix the options first (mews-bridge check).")
-    asyncio.run(_resync(settings, options))
+    asyncio.run(_resync(settings, entry, options))
 
 
-async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
+async def _resync(settings: Settings, entry: ServiceEntry, options: AsteriskPbxOptions) -> None:
     from datetime import UTC, datetime
 
     from mews_bridge import MewsClient, MewsError
 
     from .ami import AmiError
+    from .credit import PREFIX, barred_phones, with_credit_bars
     from .occupancy import Occupancy, phone_plan
     from .service import in_house, write_astdb
 
@@ -254,11 +289,19 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
         except MewsError as exc:
             raise click.ClickException(f"Could not reach Mews: {exc}") from None
     occupancy.reload(reservations, guests, datetime.now(UTC))
-    plan = phone_plan(occupancy, options.room_map(occupancy.room_names))
+    rooms = options.room_map(occupancy.room_names)
+    plan = phone_plan(occupancy, rooms)
+    bars = await _stored(_cli_state().open_store(entry), PREFIX)
+    reasons = {str(b["reservation_id"]): str(b["reason"]) for b in bars if isinstance(b, dict)}
+    barred = barred_phones(occupancy, rooms, reasons)
+    phones = {e: g is not None for e, g in plan.staying.items()}
     client = _ami_client(options)
     try:
         await client.connect()
-        writes = plan.writes(await client.db_get_tree(options.astdb_family), options.astdb_family)
+        current = await client.db_get_tree(options.astdb_family)
+        writes = plan.writes(current, options.astdb_family)
+        if options.credit_policy is not None:
+            writes = with_credit_bars(writes, current, phones, barred, options.astdb_family)
         await write_astdb(client, writes)
     except AmiError as exc:
         raise click.ClickException(f"Asterisk: {exc}") from None
@@ -288,7 +331,8 @@ async def _resync(settings: Settings, options: AsteriskPbxOptions) -> None:
 def charges_command(
     name: str | None, states: tuple[str, ...], failed: bool, retry_key: str | None, as_json: bool
 ) -> None:
-    """Calls charged to guests: posted, pending, refused (No Post), unassigned and failed.
+    """Calls and room-phone articles (*51*) charged to guests: posted, pending, refused (No Post),
+    unassigned and failed.
 
     After fixing why Mews refused a charge (a closed bill, a tax code, a permission), --retry KEY
     queues it again; the running bridge looks it up in Mews first and posts it if it is not there."""
@@ -311,7 +355,7 @@ def charges_command(
         click.echo(json.dumps([asdict(c) for c in charges], indent=2))
         return
     if not charges:
-        click.echo("No call charges recorded." if not states else "No call charges in that state.")
+        click.echo("No charges recorded." if not states else "No charges in that state.")
         return
     _, entry = _entry(name, required=True)
     assert entry is not None
@@ -392,6 +436,98 @@ async def _read(opened: StoreOpener) -> list[Charge]:
     async with opened as store:
         values = await store.items(PREFIX) if store is not None else {}
     return sorted((Charge.from_store(v) for v in values.values()), key=lambda c: c.start)
+
+
+# call credit
+
+
+@pbx.command("credit")
+@_service
+@click.argument("room")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def credit_command(name: str | None, room: str, as_json: bool) -> None:
+    """The balance of the guest in ROOM, read from Mews now, the credit limit, and whether the bridge
+    has barred the room's outside calls."""
+    settings, entry = _entry(name, required=True)
+    assert entry is not None
+    options = _options(entry)
+    if options is None:
+        raise click.ClickException("Fix the options first (mews-bridge check).")
+    report = asyncio.run(_credit(settings, entry, options, room))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"Room {room}: {report['guest']} (reservation {report['reservation_id']})")
+    currency = report["currency"]
+    click.echo(
+        f"Open balance: {report['balance']} {currency} "
+        f"(charges {report['charges']}, payments {report['payments']})"
+    )
+    policy = report["policy"]
+    if policy is None:
+        click.echo("Credit: not checked (set credit_policy or credit_limit)")
+    elif policy == "limit":
+        click.echo(f"Credit: limit of {report['limit']} {currency}")
+    else:
+        click.echo("Credit: prepaid (payments must cover the charges)")
+    click.echo(f"State: {report['state']}")
+
+
+async def _credit(
+    settings: Settings, entry: ServiceEntry, options: AsteriskPbxOptions, room: str
+) -> dict[str, object]:
+    from decimal import Decimal
+
+    from mews_bridge import MewsClient, MewsError
+
+    from .credit import PREFIX, bar_reason, read_balance
+    from .occupancy import IN_HOUSE
+
+    async with MewsClient(settings.mews, retry_budget_s=10) as mews:
+        try:
+            enterprise = await mews.enterprise()
+            resource = next((r for r in await mews.get_resources() if r.name == room), None)
+            if resource is None:
+                raise click.ClickException(f"Mews has no room {room}.")
+            stays = [
+                r
+                for r in await mews.get_reservations(states=[IN_HOUSE])
+                if r.assigned_resource_id == resource.id
+            ]
+            if not stays:
+                raise click.ClickException(f"Nobody is in room {room}.")
+            stay = min(stays, key=lambda r: str(r.actual_start_utc or ""))
+            customers = await mews.get_customers([stay.account_id])
+            balance = await read_balance(mews, stay.account_id, enterprise.currency)
+        except MewsError as exc:
+            raise click.ClickException(f"Could not reach Mews: {exc}") from None
+    stored = await _stored(_cli_state().open_store(entry), PREFIX + stay.id)
+    bar = next((v for v in stored if isinstance(v, dict)), None)
+    policy = options.credit_policy
+    limit = options.credit_limit or Decimal(0)
+    reason = bar_reason(policy, limit, balance) if policy else None
+    if bar is not None:
+        zone = await _property_zone(_cli_state().open_store(entry), options_zone(entry))
+        state = f"barred since {property_time(str(bar['since']), zone)}: {bar['reason']}"
+        if reason is None:
+            state += " (covered now: the bridge opens the line at its next check)"
+    elif reason is not None:
+        state = f"over the limit ({reason}); the bridge bars the line after the next charge"
+    else:
+        state = "open" if policy else "open (no credit check)"
+    return {
+        "room": room,
+        "reservation_id": stay.id,
+        "guest": customers[0].full_name if customers else "a company",
+        "currency": balance.currency,
+        "balance": f"{balance.open:.2f}",
+        "charges": f"{balance.charges:.2f}",
+        "payments": f"{balance.payments:.2f}",
+        "policy": policy,
+        "limit": f"{limit:.2f}" if policy == "limit" else None,
+        "barred": bar is not None,
+        "state": state,
+    }
 
 
 # wake-up calls

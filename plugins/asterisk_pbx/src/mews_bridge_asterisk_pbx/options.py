@@ -32,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 
 from mews_bridge import TimeZoneName
 
+from .charges import SharedRoomCharge
+from .credit import CreditPolicy
 from .housekeeping import HousekeepingOptions
 from .rooms import DEFAULT_FAMILY, RoomMap, RoomMapError
 from .tariff import Tariff, TariffError
@@ -83,6 +85,28 @@ class AsteriskPbxOptions(BaseModel):
         default_factory=HousekeepingOptions,
         description="Room status codes (*52*PIN*STATUS): staff and states",
     )
+    shared_room_charge: SharedRoomCharge = Field(
+        "owner",
+        description="Who pays in a room with several guests: the reservation's owner, or the first guest",
+    )
+    credit_policy: CreditPolicy | None = Field(
+        None,
+        description="Bar outside calls on credit: 'limit' (open balance over credit_limit) or 'prepaid' "
+        "(payments below charges); default off ('limit' when credit_limit is set)",
+    )
+    credit_limit: Decimal | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Open balance allowed under 'limit' (property currency)"
+    )
+    credit_recheck_s: float = Field(
+        300,
+        ge=30,
+        description="How often a barred guest's balance is read again (a deposit reopens the line)",
+    )
+    products: dict[str, str] = Field(
+        default_factory=dict,
+        description="Article code dialled with *51*ARTICLE*QTY → Mews product id (pbx setup lists them)",
+    )
+    max_article_count: int = Field(20, ge=1, le=999, description="Most of one article ordered at once")
     wakeup: WakeupOptions = Field(
         default_factory=WakeupOptions, description="Wake-up calls: channel, tries, reception, Mews task"
     )
@@ -98,6 +122,14 @@ class AsteriskPbxOptions(BaseModel):
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("products")
+    @classmethod
+    def _article_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = [k for k in value if not (k.isdigit() and len(k) <= 6)]
+        if wrong:
+            raise ValueError(f"article codes are up to six digits, not {', '.join(map(repr, wrong))}")
+        return value
+
     @model_validator(mode="after")
     def _load_tariff(self) -> AsteriskPbxOptions:
         try:
@@ -109,6 +141,16 @@ class AsteriskPbxOptions(BaseModel):
             raise ValueError(
                 f"accounting_categories names {', '.join(unknown)}, not a class of the tariff "
                 f"(its classes: {', '.join(sorted(self._tariff.classes))})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _credit(self) -> AsteriskPbxOptions:
+        if self.credit_policy is None and self.credit_limit is not None:
+            self.credit_policy = "limit"
+        if self.credit_policy == "limit" and self.credit_limit is None:
+            raise ValueError(
+                "credit_policy 'limit' needs credit_limit (an amount in the property's currency)"
             )
         return self
 

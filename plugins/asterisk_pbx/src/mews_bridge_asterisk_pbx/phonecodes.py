@@ -9,6 +9,7 @@ anything else (or nothing) an error prompt. ``mews-bridge pbx wakeup`` sends the
 AMI, so staff and guests take one path.
 
 =================== ======================================================
+``*51*ARTICLE*QTY`` minibar and extras, e.g. ``*51*12*2`` (``*51*12``: one)
 ``*52*PIN*STATUS``  room status, e.g. ``*52*4711*1`` (housekeeping staff)
 ``*55*HHMM``        wake-up call at HH:MM, property time
 ``*56``             cancel the wake-up call
@@ -29,6 +30,7 @@ USER_EVENT = "HotelCode"
 REPLY_KEY = "reply"
 """AstDB ``<family>/reply/<Request>`` holds the answer to one code."""
 _REQUEST = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_ARTICLE = re.compile(r"\*51\*(?P<article>[0-9]{1,6})(?:\*(?P<count>[0-9]{1,3}))?")
 _ROOM_STATUS = re.compile(r"\*52\*(?P<pin>[0-9]{1,12})\*(?P<status>[0-9]{1,2})")
 _WAKEUP = re.compile(r"\*55\*(?P<hh>[0-9]{2})(?P<mm>[0-9]{2})")
 _CANCEL = "*56"
@@ -36,6 +38,12 @@ _CANCEL = "*56"
 
 class CodeError(ValueError):
     """A code the bridge does not know, or one with wrong digits; the text is safe to log."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleCode:
+    article: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +65,21 @@ class WakeupCancel:
     pass
 
 
-PhoneCode = RoomStatusCode | WakeupCode | WakeupCancel
+PhoneCode = ArticleCode | RoomStatusCode | WakeupCode | WakeupCancel
 
 
 def parse_code(code: str) -> PhoneCode:
-    """``*52*4711*1`` → :class:`RoomStatusCode`; ``*55*0700`` → :class:`WakeupCode`; ``*56`` → cancel."""
+    """``*51*12*2`` → :class:`ArticleCode`; ``*52*4711*1`` → :class:`RoomStatusCode`;
+    ``*55*0700`` → :class:`WakeupCode`; ``*56`` → cancel."""
     code = code.strip()
+    if code.startswith("*51"):
+        article = _ARTICLE.fullmatch(code)
+        if article is None:
+            raise CodeError("an article code is *51*ARTICLE or *51*ARTICLE*QUANTITY")
+        count = int(article["count"] or 1)
+        if count < 1:
+            raise CodeError("the quantity must be at least 1")
+        return ArticleCode(article["article"], count)
     if code.startswith("*52"):
         status = _ROOM_STATUS.fullmatch(code)
         if status is None:

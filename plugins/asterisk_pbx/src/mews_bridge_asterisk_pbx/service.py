@@ -7,7 +7,8 @@
   pushes AstDB again.
 * ``Cdr`` events that are guests' answered outside calls are rated, journalled and posted
   (:mod:`.charges`).
-* Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): room status
+* Codes dialled on room phones arrive as ``UserEvent: HotelCode`` (:mod:`.phonecodes`): minibar and
+  extras (:mod:`.articles`, posted through the same ledger as calls), room status
   (:mod:`.housekeeping`) and wake-up calls (:mod:`.wakeups`); the answer goes back to the dialplan
   through AstDB.
 """
@@ -18,6 +19,7 @@ import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -43,15 +45,18 @@ from mews_bridge import (
 )
 
 from .ami import AmiActionError, AmiClient, AmiError
+from .articles import ArticleRefused, Catalogue, article_charge
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
 from .codec import Message
+from .credit import CreditGuard, barred_phones, with_credit_bars
 from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
 from .phonecodes import (
     REPLY_KEY,
+    ArticleCode,
     CodeError,
     PhoneRequest,
     RoomStatusCode,
@@ -129,6 +134,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
     secret_options = frozenset({"secret", "staff"})
     reply_lifetime_s = 60.0
     """An answer the dialplan did not pick up (the caller hung up) is deleted from AstDB after this."""
+    order_wait_s = 6.0
+    """How long the caller of ``*51*`` waits for Mews to take the order (the dialplan waits 10 s)."""
 
     def __init__(self, ctx: InstanceContext, options: AsteriskPbxOptions) -> None:
         super().__init__(ctx, options)
@@ -152,6 +159,9 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         self._missed: datetime | None = None
         """The first event since the last catch-up that could not be read (the catch-up reads from it)."""
         self._taxes_at = datetime.min.replace(tzinfo=UTC)
+        self._catalogue = Catalogue(options.products, options.max_article_count)
+        self._credit: CreditGuard | None = None
+        self._pricing = "Gross"
 
     @property
     def _log(self) -> logging.Logger:
@@ -166,6 +176,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             self._taxes, self._taxes_at = await self._check_mews(enterprise), datetime.now(UTC)
             self._zone = ZoneInfo(options.timezone) if options.timezone else enterprise.timezone
             self._limits = replace(self._limits, editable_history=enterprise.accounting_editable_history)
+            self._pricing = enterprise.pricing
+            await self._load_products()
             self._set_resources(await ctx.mews.get_resources())
             for event_type, handler in (
                 ("Reservation", self._on_reservation),
@@ -190,6 +202,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             retry_max_s=options.retry_max_s,
             logger=ctx.logger,
             on_auth_failure=ctx.stop,
+            shared_room_charge=options.shared_room_charge,
+            on_posted=self._posted,
         )
         await self._ledger.load()
         await ctx.store.put(PROPERTY_KEY, {"timezone": enterprise.timezone.key})
@@ -205,6 +219,20 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         )
         await self._wakeups.load()
         await self._wakeups.sync(self._in_house_rooms())
+        if options.credit_policy is not None:
+            self._credit = CreditGuard(
+                ctx.mews,
+                ctx.store,
+                ctx.logger,
+                policy=options.credit_policy,
+                limit=options.credit_limit or Decimal(0),
+                currency=enterprise.currency,
+                recheck_s=options.credit_recheck_s,
+                changed=self._credit_changed,
+            )
+            await self._credit.load()
+            await self._credit.sync(self._in_house_rooms())
+            self._credit.check_all(self._guests())
 
         ami = AmiClient(
             options.host,
@@ -236,6 +264,8 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         ctx.create_task(self._ledger.run(), "post call charges")
         ctx.create_task(self._room_status.run(), "send room states")
         ctx.create_task(self._wakeups.run(), "wake-up calls")
+        if self._credit is not None:
+            ctx.create_task(self._credit.run(), "credit checks")
         self._log.info(
             "%d rooms, %d in house; posting calls under service %s with tax code %s",
             len(self._occupancy.room_names),
@@ -243,6 +273,24 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             options.service_id,
             self._tax_code_at(datetime.now(UTC)),
         )
+
+    async def _load_products(self) -> None:
+        """The configured articles' products, from Mews (prices change there). If Mews refuses to
+        list them, articles get an error prompt; calls are not held up for it."""
+        if not self.options.products:
+            return
+        try:
+            rows = await self.ctx.mews.pages(
+                "products/getAll", {"ServiceIds": [self.options.service_id]}, "Products"
+            )
+        except MewsAuthError:
+            raise
+        except MewsRequestError as exc:
+            self._log.error(
+                "Mews refused to list the service's products (%s); articles cannot be ordered", exc
+            )
+            rows = []
+        self._catalogue.load(rows, self._pricing, self._log)
 
     def _tax_code_at(self, moment: datetime) -> str | None:
         """The configured tax code, else the standard rate valid at ``moment``."""
@@ -303,6 +351,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             "tax_code": self._tax_code_at(datetime.now(UTC)),
             "charges": self._ledger.diagnostics() if self._ledger else None,
             "wakeups": len(self._wakeups.records) if self._wakeups else None,
+            "credit_barred": sorted(b.room for b in self._credit.bars.values()) if self._credit else None,
         }
 
     async def status(self) -> dict[str, Any]:
@@ -460,6 +509,7 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 if self.options.tax_code is None and now - self._taxes_at > TAX_RATES_MAX_AGE:
                     self._taxes = await load_tax_rates(self.ctx.mews, await self.ctx.enterprise())
                     self._taxes_at = now
+                await self._load_products()
                 since = self._catch_up_from()
                 if since is None:
                     self._set_resources(await self.ctx.mews.get_resources())
@@ -481,6 +531,10 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
         guest's do-not-disturb. AMI faults are logged: the resync after the AMI reconnect repairs."""
         if self._wakeups is not None:
             await self._wakeups.sync(self._in_house_rooms())
+        if self._credit is not None:
+            await self._credit.sync(self._in_house_rooms())
+            for reservation_id, account_id, room in self._guests(arrivals):
+                self._credit.check_soon(reservation_id, account_id, room)
         ami = self._ami
         if ami is None:
             return  # during setup; setup's own resync follows
@@ -491,13 +545,42 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
                 current = await ami.db_get_tree(family)
             else:
                 current = await ami.db_get_trees(f"{family}/{extension}" for extension in plan.extensions)
-            await write_astdb(ami, plan.writes(current, family))
+            writes = plan.writes(current, family)
+            if self._credit is not None:
+                phones = {e: g is not None for e, g in plan.staying.items()} | dict.fromkeys(
+                    plan.arriving, True
+                )
+                reasons = {rid: bar.reason for rid, bar in self._credit.bars.items()}
+                barred = barred_phones(self._occupancy, self._rooms, reasons)
+                writes = with_credit_bars(writes, current, phones, barred, family)
+            await write_astdb(ami, writes)
         except AmiError as exc:
             if check:
                 raise
             self._log.warning(
                 "Could not update the room phones in Asterisk (%s); resyncing on reconnect", exc
             )
+
+    # Call credit
+
+    def _posted(self, charge: Charge) -> None:
+        if self._credit is not None and charge.reservation_id and charge.account_id and charge.room:
+            self._credit.check_soon(charge.reservation_id, charge.account_id, charge.room)
+
+    def _guests(self, rooms: set[str] | None = None) -> list[tuple[str, str, str]]:
+        """(Reservation id, account id, room name) of everyone in house, or in ``rooms`` (resource ids)."""
+        return [
+            (stay.reservation_id, stay.account_id, self._occupancy.name_of(stay.resource_id) or "")
+            for stay in self._occupancy.in_house()
+            if rooms is None or stay.resource_id in rooms
+        ]
+
+    async def _credit_changed(self, reservation_id: str) -> None:
+        """A bar was set or lifted: that room's phone in AstDB now."""
+        stay = next((s for s in self._occupancy.in_house() if s.reservation_id == reservation_id), None)
+        if stay is not None:
+            async with self._lock:
+                await self._push({stay.resource_id}, set())
 
     # CDRs → charges
 
@@ -615,12 +698,46 @@ class AsteriskPbxService(Service[AsteriskPbxOptions]):
             code = parse_code(request.code)
             if room is None or resource_id is None:
                 raise CodeError(f"extension {request.extension} is not a room phone")
+            if isinstance(code, ArticleCode):
+                return await self._order_article(request, room, resource_id, code)
             if isinstance(code, RoomStatusCode):
                 return await self._set_room_status(request.extension, room, resource_id, code)
             return True, await self._wakeup(request, room, resource_id, code)
-        except (CodeError, RoomStatusRefused, WakeupRefused) as exc:
+        except (ArticleRefused, CodeError, RoomStatusRefused, WakeupRefused) as exc:
             self._log.warning("Refused a code dialled on extension %s: %s", request.extension, exc)
             return False, str(exc)
+
+    async def _order_article(
+        self, request: PhoneRequest, room: str, resource_id: str, code: ArticleCode
+    ) -> tuple[bool, str]:
+        """Record the article like a call and wait a few seconds for Mews, so the caller hears whether
+        it was posted; an order still pending then is posted later and confirmed now."""
+        assert self._ledger is not None
+        product = self._catalogue.product(code.article, code.count)
+        now = datetime.now(UTC)
+        stay = self._occupancy.holder(resource_id, now)
+        base = {
+            "state": "pending" if stay else "unassigned",
+            "start": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "extension": request.extension,
+            "room": room,
+            "reservation_id": stay.reservation_id if stay else None,
+            "account_id": stay.account_id if stay else None,
+            "guest": stay.guest.name if stay and stay.guest else None,
+            "error": None if stay else f"nobody was in room {room} when it was ordered",
+        }
+        charge = article_charge(product, code.article, code.count, request.request, base)
+        if not await self._ledger.record(charge):
+            self._log.info("The order %s was already recorded; not recording it again", charge.key)
+        settled = await self._ledger.outcome(charge.key, self.order_wait_s) or charge
+        if settled.state == "pending":
+            return True, f"{settled.item} recorded for room {room}"
+        if settled.state == "posted":
+            return True, f"{settled.item} posted to room {room}"
+        return False, {
+            "refused": f"room {room} may not charge to the room; please pay at the reception",
+            "unassigned": f"room {room} has no guest in house",
+        }.get(settled.state, f"{settled.item} not posted; the reception was told")
 
     async def _set_room_status(
         self, extension: str, room: str, resource_id: str, code: RoomStatusCode
