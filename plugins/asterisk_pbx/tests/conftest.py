@@ -72,9 +72,19 @@ def settings(bridge_harness, pbx_options):
 
 
 @pytest.fixture
-def config_file(tmp_path, bridge_harness, pbx_options):
-    """A settings file with the service; of the call classes only international has its category."""
-    categories = {"international": pbx_options["accounting_categories"]["international"]}
-    options = {**pbx_options, "accounting_categories": categories}
-    bridge_harness.add_service(SERVICE_NAME, AsteriskPbxService, options)
-    return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))
+def write_config(tmp_path, bridge_harness, pbx_options):
+    """Writes a settings file with the service, ``changes`` on top of its options; of the call
+    classes only international has its category. Call it once per test."""
+
+    def write(**changes):
+        categories = {"international": pbx_options["accounting_categories"]["international"]}
+        options = {**pbx_options, "accounting_categories": categories, **changes}
+        bridge_harness.add_service(SERVICE_NAME, AsteriskPbxService, options)
+        return str(write_settings_file(bridge_harness.settings(), tmp_path / "config.toml"))
+
+    return write
+
+
+@pytest.fixture
+def config_file(write_config):
+    return write_config()

@@ -149,10 +149,8 @@ async def test_a_refused_order_fails_tells_staff_and_is_listed(
 
 
 @pytest.fixture
-def config_with_article(config_file, water):
-    path = Path(config_file)
-    path.write_text(path.read_text() + f'[services.options.products]\n"12" = "{water}"\n')
-    return config_file
+def config_with_article(write_config, water):
+    return write_config(products={"12": water})
 
 
 async def test_charges_and_setup_show_articles(pbx, hotel, water, config_with_article):

@@ -116,11 +116,8 @@ async def test_prepaid_guests_need_payments_covering_their_charges(pbx, hotel, p
 
 
 @pytest.fixture
-def credit_config(config_file):
-    path = Path(config_file)
-    text = path.read_text().replace("retry_max_s = 0.2\n", "retry_max_s = 0.2\ncredit_limit = 5\n")
-    path.write_text(text)
-    return config_file
+def credit_config(write_config):
+    return write_config(credit_limit=5)
 
 
 async def test_the_command_line_shows_the_credit_and_resync_keeps_the_bar(pbx, hotel, credit_config):
