@@ -74,13 +74,23 @@ NON_RUNTIME_EXTRAS = {"dev", "test", "tests", "docs", "lint"}
 # pip gets these from the environment (where the index is, how to reach it) and nothing else:
 # configuration files and other PIP_* variables are ignored, so local wheel directories or extra
 # indexes on the machine running the check cannot hide a gap.
-PIP_ENV_KEPT = {"PIP_INDEX_URL", "PIP_CERT", "PIP_CLIENT_CERT", "PIP_TRUSTED_HOST", "PIP_PROXY",
-                "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT", "PIP_RETRIES"}
+PIP_ENV_KEPT = {
+    "PIP_INDEX_URL",
+    "PIP_CERT",
+    "PIP_CLIENT_CERT",
+    "PIP_TRUSTED_HOST",
+    "PIP_PROXY",
+    "PIP_DEFAULT_TIMEOUT",
+    "PIP_TIMEOUT",
+    "PIP_RETRIES",
+}
 
 
 # pip reports an index it cannot reach as "no matching distribution" too; these tell the two apart.
-_NETWORK_TROUBLE = re.compile(r"Retrying \(|Could not fetch URL|NewConnectionError|ConnectTimeout|ProxyError|SSLError"
-                              r"|HTTP error \d+|403 Client Error|404 Client Error")
+_NETWORK_TROUBLE = re.compile(
+    r"Retrying \(|Could not fetch URL|NewConnectionError|ConnectTimeout|ProxyError|SSLError"
+    r"|HTTP error \d+|403 Client Error|404 Client Error"
+)
 
 
 def canonical(name: str) -> str:
@@ -117,7 +127,9 @@ class Distribution:
                     elif name in dists:
                         add(dists[name], sorted(req.extras))
                     else:
-                        raise SystemExit(f"{dist.pyproject}: {line!r} is not a distribution of this repository")
+                        raise SystemExit(
+                            f"{dist.pyproject}: {line!r} is not a distribution of this repository"
+                        )
 
         add(self, extras)
         return lines, extras
@@ -128,7 +140,9 @@ def read_distributions() -> dict[str, Distribution]:
     for path in [ROOT / "pyproject.toml", *sorted(ROOT.glob("plugins/*/pyproject.toml"))]:
         project = tomllib.loads(path.read_text())["project"]
         name = canonical(project["name"])
-        dists[name] = Distribution(name, path, project.get("dependencies", []), project.get("optional-dependencies", {}))
+        dists[name] = Distribution(
+            name, path, project.get("dependencies", []), project.get("optional-dependencies", {})
+        )
     return dists
 
 
@@ -173,18 +187,31 @@ class Pip:
         self.index_args = index_args
         self.calls = 0
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in PIP_ENV_KEPT}
-        self.env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1",
-                        PIP_CACHE_DIR=str(cache / "pip-cache"))
+        self.env.update(
+            PIP_CONFIG_FILE=os.devnull,
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_NO_INPUT="1",
+            PIP_CACHE_DIR=str(cache / "pip-cache"),
+        )
 
     def target(self, archs: tuple[str, ...]) -> list[str]:
-        args = ["--only-binary=:all:", "--python-version", PYTHON[0], "--implementation", "cp",
-                "--abi", "cp" + PYTHON[0].replace(".", ""), *self.index_args]
+        args = [
+            "--only-binary=:all:",
+            "--python-version",
+            PYTHON[0],
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp" + PYTHON[0].replace(".", ""),
+            *self.index_args,
+        ]
         return args + [arg for arch in archs for tag in platform_tags(arch) for arg in ("--platform", tag)]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         self.calls += 1
-        return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True,
-                              env=self.env, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=self.env, check=False
+        )
 
     def resolve(self, reqs: list[str], archs: tuple[str, ...], label: str) -> Resolution:
         work = self.cache / "work" / label
@@ -192,13 +219,30 @@ class Pip:
         (work / "requirements.txt").write_text("\n".join(reqs) + "\n")
         report = work / "report.json"
         report.unlink(missing_ok=True)
-        proc = self.run("install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
-                        "--target", str(work / "target"), *self.target(archs), "-r", str(work / "requirements.txt"))
+        proc = self.run(
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            "--target",
+            str(work / "target"),
+            *self.target(archs),
+            "-r",
+            str(work / "requirements.txt"),
+        )
         if proc.returncode != 0 and _NETWORK_TROUBLE.search(proc.stderr):
             return Resolution({}, error=_tail(proc.stderr))
         if proc.returncode != 0:
-            found = re.findall(r"No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)", proc.stderr)
-            return Resolution({}, missing=canonical(found[-1])) if found else Resolution({}, error=_tail(proc.stderr))
+            found = re.findall(
+                r"No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)", proc.stderr
+            )
+            return (
+                Resolution({}, missing=canonical(found[-1]))
+                if found
+                else Resolution({}, error=_tail(proc.stderr))
+            )
         packages = {}
         for item in json.loads(report.read_text())["install"]:
             meta = item["metadata"]
@@ -246,9 +290,16 @@ def _tail(text: str, lines: int = 8) -> str:
 
 def closure(reqs: list[str], packages: dict[str, Package], arch: str) -> set[str]:
     """Names of the packages that installing ``reqs`` on ``arch`` pulls in, as far as ``packages`` go."""
-    env = {"python_version": PYTHON[0], "python_full_version": PYTHON[1], "platform_machine": arch,
-           "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    env = {
+        "python_version": PYTHON[0],
+        "python_full_version": PYTHON[1],
+        "platform_machine": arch,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
     names: set[str] = set()
     todo = [(Requirement(line), "") for line in reqs]
     done: set[tuple[str, str]] = set()
@@ -275,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS), help="default: all")
     parser.add_argument("--cache", type=Path, help="downloads and pip's cache (default: in $TMPDIR)")
     parser.add_argument("--index-url", help="the index to ask (default: $PIP_INDEX_URL, else pip's default)")
-    parser.add_argument("--extra-index-url", action="append", default=[],
-                        help="another index, e.g. piwheels' simple index, which makes the armv7l exceptions moot")
+    parser.add_argument(
+        "--extra-index-url",
+        action="append",
+        default=[],
+        help="another index, e.g. piwheels' simple index, which makes the armv7l exceptions moot",
+    )
     parser.add_argument("--no-download", action="store_true", help="resolve only; do not fetch the wheels")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -304,8 +359,10 @@ def check(pip: Pip, archs: tuple[str, ...], download: bool, started: float) -> i
 
     # One resolution of everything per platform, and one for the reference, in parallel.
     with ThreadPoolExecutor(4) as pool:
-        jobs = {key: pool.submit(pip.resolve, union, plats, key)
-                for key, plats in [*((arch, (arch,)) for arch in archs), ("reference", REFERENCE)]}
+        jobs = {
+            key: pool.submit(pip.resolve, union, plats, key)
+            for key, plats in [*((arch, (arch,)) for arch in archs), ("reference", REFERENCE)]
+        }
         results = {key: job.result() for key, job in jobs.items()}
     reference = results.pop("reference")
     for key, res in [*results.items(), ("reference", reference)]:
@@ -313,13 +370,25 @@ def check(pip: Pip, archs: tuple[str, ...], download: bool, started: float) -> i
             raise PipError(f"pip could not resolve the dependencies for {key}:\n{res.error}")
 
     # Where pip gave up, ask about every compiled package on its own so that all gaps are named.
-    probe = sorted({(arch, p.name) for arch, res in results.items() if not res.ok
-                    for p in reference.packages.values() if not p.pure}
-                   | {(arch, res.missing) for arch, res in results.items() if res.missing})
+    probe = sorted(
+        {
+            (arch, p.name)
+            for arch, res in results.items()
+            if not res.ok
+            for p in reference.packages.values()
+            if not p.pure
+        }
+        | {(arch, res.missing) for arch, res in results.items() if res.missing}
+    )
     with ThreadPoolExecutor(8) as pool:
-        versions = dict(zip(probe, pool.map(lambda key: pip.wheel_versions(key[1], key[0]), probe), strict=True))
+        versions = dict(
+            zip(probe, pool.map(lambda key: pip.wheel_versions(key[1], key[0]), probe), strict=True)
+        )
     if any(v is None for v in versions.values()):
-        raise PipError("pip could not list the releases of " + ", ".join(n for (_, n), v in versions.items() if v is None))
+        raise PipError(
+            "pip could not list the releases of "
+            + ", ".join(n for (_, n), v in versions.items() if v is None)
+        )
 
     failed = False
     summary = []
@@ -330,27 +399,43 @@ def check(pip: Pip, archs: tuple[str, ...], download: bool, started: float) -> i
         failed |= arch_failed
         summary.append(line)
 
-    markers = sorted({f"{p.name} requires {r}" for p in reference.packages.values() for r in p.requires_dist
-                      if "platform_machine" in r and "extra ==" not in r})
+    markers = sorted(
+        {
+            f"{p.name} requires {r}"
+            for p in reference.packages.values()
+            for r in p.requires_dist
+            if "platform_machine" in r and "extra ==" not in r
+        }
+    )
     if markers:
         print("\nnote: pip evaluated these markers for this machine, not the Pi: " + "; ".join(markers))
     elapsed = time.monotonic() - started
-    print(f"\npi-wheels: {'FAILED' if failed else 'OK'}: {'; '.join(summary)} ({pip.calls} pip runs, {elapsed:.0f} s)")
+    print(
+        f"\npi-wheels: {'FAILED' if failed else 'OK'}: {'; '.join(summary)} ({pip.calls} pip runs, {elapsed:.0f} s)"
+    )
     return 1 if failed else 0
 
 
-
-def report_platform(pip: Pip, arch: str, res: Resolution, *, reference: Resolution,
-                    versions: dict[tuple[str, str], list[str] | None],
-                    plans: dict[str, tuple[list[str], list[str]]], download: bool) -> tuple[bool, str]:
+def report_platform(
+    pip: Pip,
+    arch: str,
+    res: Resolution,
+    *,
+    reference: Resolution,
+    versions: dict[tuple[str, str], list[str] | None],
+    plans: dict[str, tuple[list[str], list[str]]],
+    download: bool,
+) -> tuple[bool, str]:
     """Print what one platform gets; return whether it fails and its line of the summary."""
     print(f"\n== {arch}: {PLATFORMS[arch]}")
     if res.ok:
         wheels, gaps = res.packages, {}
     elif not reference.ok:
         # No wheel of it for any platform: the rest of the tree cannot even be listed.
-        print(f"  FAIL       {res.missing}: no release has a wheel for any platform; "
-              "it would need a compiler (the rest was not checked)")
+        print(
+            f"  FAIL       {res.missing}: no release has a wheel for any platform; "
+            "it would need a compiler (the rest was not checked)"
+        )
         return True, f"{arch} FAIL ({res.missing})"
     else:
         wheels, gaps = newest_wheels(arch, reference, versions)
@@ -363,26 +448,34 @@ def report_platform(pip: Pip, arch: str, res: Resolution, *, reference: Resoluti
             print(f"  {name:30} ok: {len(needed)} wheels")
             continue
         accepted = all((arch, gap) in EXCEPTIONS for gap in missing)
-        print(f"  {name:30} {'ok, with documented exceptions' if accepted else 'NEEDS A COMPILER'}: "
-              f"no {arch} wheel for {', '.join(missing)}")
+        print(
+            f"  {name:30} {'ok, with documented exceptions' if accepted else 'NEEDS A COMPILER'}: "
+            f"no {arch} wheel for {', '.join(missing)}"
+        )
     if download and wheels:
         dest = pip.download(list(wheels.values()), arch)
         print(f"  {len(wheels)} wheels in {dest}")
     compiled = sorted((p for p in wheels.values() if not p.pure), key=lambda p: p.name)
-    print("  compiled:  " + ", ".join(f"{p.name} {p.version}" + (f" ({p.tag})" if p.filename else "")
-                                     for p in compiled))
+    print(
+        "  compiled:  "
+        + ", ".join(f"{p.name} {p.version}" + (f" ({p.tag})" if p.filename else "") for p in compiled)
+    )
     print(f"  pure Python: {sum(p.pure for p in wheels.values())} wheels")
     failed = report_gaps(arch, wheels, gaps)
     for warning in older_than_newest(arch, wheels, reference):
         print(f"  warning    {warning}")
     bad = [g for g in gaps if (arch, g) not in EXCEPTIONS]
     accepted_gaps = sorted(set(gaps) - set(bad))
-    return failed, (f"{arch} " + (f"FAIL ({', '.join(bad)})" if bad else "ok")
-                    + (f", exceptions: {', '.join(accepted_gaps)}" if accepted_gaps else ""))
+    return failed, (
+        f"{arch} "
+        + (f"FAIL ({', '.join(bad)})" if bad else "ok")
+        + (f", exceptions: {', '.join(accepted_gaps)}" if accepted_gaps else "")
+    )
 
 
-def newest_wheels(arch: str, reference: Resolution, versions: dict[tuple[str, str], list[str] | None]
-                  ) -> tuple[dict[str, Package], dict[str, str]]:
+def newest_wheels(
+    arch: str, reference: Resolution, versions: dict[tuple[str, str], list[str] | None]
+) -> tuple[dict[str, Package], dict[str, str]]:
     """Where pip gave up on ``arch``: the reference's packages with a release that has an ``arch``
     wheel (the reference's version where it has one), and the gaps (package -> what is missing)."""
     wheels: dict[str, Package] = {}
@@ -394,8 +487,9 @@ def newest_wheels(arch: str, reference: Resolution, versions: dict[tuple[str, st
         elif not found:
             gaps[pkg.name] = f"no release has a wheel for {arch}"
         else:
-            wheels[pkg.name] = Package(pkg.name, pkg.version if pkg.version in found else found[0], "",
-                                       pkg.requires_dist)
+            wheels[pkg.name] = Package(
+                pkg.name, pkg.version if pkg.version in found else found[0], "", pkg.requires_dist
+            )
     return wheels, gaps
 
 
@@ -422,9 +516,12 @@ def older_than_newest(arch: str, wheels: dict[str, Package], reference: Resoluti
     for pkg in wheels.values():
         newest = reference.packages.get(pkg.name)
         if newest and newest.version != pkg.version:
-            warnings.add(f"{pkg.name}: the newest release, {newest.version}, has no {arch} wheel; "
-                         f"--only-binary=:all: installs {pkg.version}, a plain pip install would compile")
+            warnings.add(
+                f"{pkg.name}: the newest release, {newest.version}, has no {arch} wheel; "
+                f"--only-binary=:all: installs {pkg.version}, a plain pip install would compile"
+            )
     return sorted(warnings)
+
 
 if __name__ == "__main__":
     sys.exit(main())

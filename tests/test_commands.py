@@ -30,7 +30,9 @@ def runs(log_file, command_id):
 
 async def test_an_event_becomes_processed_with_notes(mews_simulator, devices, settings, scripted, log_file):
     async with running_bridge(settings(), {"scripted": scripted}) as bridge:
-        bridge.pipeline.pool.processing_after_s = 60  # a loaded test machine must not make this command "long"
+        bridge.pipeline.pool.processing_after_s = (
+            60  # a loaded test machine must not make this command "long"
+        )
         command_id = mews_simulator.add_command(
             devices["printer"], scripted.printer_data(notes="Paper near end")
         )

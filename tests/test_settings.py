@@ -47,7 +47,10 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
 
 
 def test_a_version_0_1_rate_budget_still_loads_as_requests_per_30s(tmp_path, caplog):
-    old = GOOD.replace('access_token = "AT-0123456789"', 'access_token = "AT-0123456789"\nrate_limit = 100\nrate_headroom = 0.1')
+    old = GOOD.replace(
+        'access_token = "AT-0123456789"',
+        'access_token = "AT-0123456789"\nrate_limit = 100\nrate_headroom = 0.1',
+    )
     settings = load_settings(write(tmp_path, old), required=True)
     assert settings.mews.requests_per_30s == 90
     assert "replaced by requests_per_30s (now 90)" in caplog.text

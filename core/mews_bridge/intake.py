@@ -186,7 +186,9 @@ class Intake:
     async def _admit(self, worker: DeviceWorker, command: DeviceCommand, *, interrupted: bool) -> None:
         """Queue a journaled command on its device, or end it in Error if it cannot be carried out."""
         if command.problem:
-            await self.acks.finish(command.id, "Error", f"This command cannot be carried out: {command.problem}")
+            await self.acks.finish(
+                command.id, "Error", f"This command cannot be carried out: {command.problem}"
+            )
             return
         age_h = (datetime.now(UTC) - command.created_utc).total_seconds() / 3600
         if age_h > self.settings.command_max_age_h:

@@ -75,6 +75,7 @@ class MewsSettings(Strict):
                 data["requests_per_30s"],
             )
         return data
+
     request_timeout_s: float = Field(30.0, gt=0)
     max_retry_s: float = Field(60.0, gt=0, description="Longest single wait between retries")
     ping_interval_s: float = Field(20.0, gt=0)

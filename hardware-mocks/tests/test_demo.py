@@ -28,7 +28,10 @@ async def test_the_demo_plays_the_day_and_ends_with_every_command_processed(tmp_
     assert all("Processed" in row for row in rows if row not in refused), rows
     assert "2 keys for room 101 (1 new, 1 copy)" in text
     assert "on Jana Horak's bill" in text
-    assert "2 x Mineral water 0.5 l: EUR 7.00, posted as a product order (Mews item ProductOrder, 2 units)" in text
+    assert (
+        "2 x Mineral water 0.5 l: EUR 7.00, posted as a product order (Mews item ProductOrder, 2 units)"
+        in text
+    )
     assert "Originate to PJSIP/201 at 07:00, prompt in 'cs': answered" in text
     assert "AstDB hotel/201: {'outside': '0'}" in text
     assert (tmp_path / "fiscal-export.zip").is_file()

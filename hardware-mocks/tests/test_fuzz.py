@@ -11,7 +11,9 @@ SEED = 12
 
 
 @pytest.mark.timeout(120)
-async def test_a_storm_of_bad_input_leaves_every_command_final_in_plain_words_and_the_bridge_working(tmp_path):
+async def test_a_storm_of_bad_input_leaves_every_command_final_in_plain_words_and_the_bridge_working(
+    tmp_path,
+):
     report = await run_fuzz(SEED, rounds=250, out=tmp_path)
     print("\n".join(report.lines()))
     assert report.not_final == []

@@ -164,7 +164,9 @@ class BridgeHarness:
             raise LookupError(f"no configured device called {name!r}")
         entry["options"] = dict(options)
 
-    def add_service(self, name: str, cls: type[Service[Any]], options: Mapping[str, Any] | None = None) -> None:
+    def add_service(
+        self, name: str, cls: type[Service[Any]], options: Mapping[str, Any] | None = None
+    ) -> None:
         """A ``[[services]]`` entry called ``name`` running ``cls`` with ``options``."""
         if self._running is not None:
             raise RuntimeError("add services before start()")

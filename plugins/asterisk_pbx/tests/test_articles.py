@@ -168,7 +168,9 @@ async def test_charges_and_setup_show_articles(pbx, hotel, water, config_with_ar
     code, out, err = await run_cli("--config", config_file, "pbx", "charges")
     assert code == 0, err
     line = next(line for line in out.splitlines() if "Mineral water" in line)
-    assert "room 101" in line and "2 x Mineral water 0.5 l" in line and "7.00 PLN" in line and "posted" in line
+    assert (
+        "room 101" in line and "2 x Mineral water 0.5 l" in line and "7.00 PLN" in line and "posted" in line
+    )
 
 
 async def test_products_mews_will_not_list_stop_only_the_articles(pbx, hotel, pbx_options, tmp_path, water):

@@ -145,7 +145,9 @@ async def test_a_call_is_charged_to_whoever_held_the_room_when_it_started(pbx, h
         # Both rooms: 102 reads {"outside": "0"} before the move too, so the check-out below could
         # otherwise seem done before it was.
         await wait_for(
-            lambda: astdb_room(pbx, "101") == {"outside": "0"} and astdb_room(pbx, "102").get("outside") == "1",
+            lambda: (
+                astdb_room(pbx, "101") == {"outside": "0"} and astdb_room(pbx, "102").get("outside") == "1"
+            ),
             what="the move",
         )
         # The CDR of a call from the old room, begun before the move, ends after it.

@@ -223,7 +223,13 @@ def test_numbers_as_their_country_writes_them_and_their_type(number, shown, kind
 def test_a_tariff_prices_by_number_type_as_well_as_by_prefix():
     rates = tariff(
         {"fixed": {"per_minute": "0.10"}, "mobile": {"per_minute": "0.50"}, "abroad": {"per_minute": "2"}},
-        prefixes={"+": "abroad", "+43": "fixed", "+43 mobile": "mobile", "+43 premium": "abroad", "+43699": "fixed"},
+        prefixes={
+            "+": "abroad",
+            "+43": "fixed",
+            "+43 mobile": "mobile",
+            "+43 premium": "abroad",
+            "+43699": "fixed",
+        },
         country_code="43",
         area_code="316",
         local_number_length=7,
@@ -235,7 +241,9 @@ def test_a_tariff_prices_by_number_type_as_well_as_by_prefix():
     assert rates.rate("00447911123456", 60).call_class == "abroad"  # a mobile, but not in Austria
     rating = rates.rate("0316123456", 60)
     assert (rating.display, rating.number_type) == ("+43 316 123456", "fixed")
-    free = tariff({"x": {"per_minute": "1"}}, free={"types": ["toll-free"]}, country_code="48").rate("800123456", 60)
+    free = tariff({"x": {"per_minute": "1"}}, free={"types": ["toll-free"]}, country_code="48").rate(
+        "800123456", 60
+    )
     assert (free.amount, free.free_reason) == (Decimal(0), "toll-free")
     with pytest.raises(TariffError, match="'cell' is not a number type"):
         tariff({"x": {"per_minute": "1"}}, prefixes={"+43 cell": "x"})

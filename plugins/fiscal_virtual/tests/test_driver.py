@@ -320,6 +320,8 @@ async def test_a_tampered_journal_shows_a_broken_chain(harness, mk, sale_bill):
     db.close()
     driver = await harness.driver()
     assert (await driver.status())["chain_verified"].startswith("BROKEN: entry 2")
+
+
 async def test_a_generic_receipt_prints_its_verification_code_without_a_qr_code(harness, mk):
     harness.enterprise = type(harness.enterprise)(
         currency="PLN", language_code="pl-PL", tax_identifier="PL123"

@@ -362,7 +362,10 @@ def test_cli_finds_the_device_from_bridge_settings(journal, tmp_path, cli_clock)
     settings = Settings(
         mews={"client_token": "CT-123456", "access_token": "AT-123456"},
         bridge={"state_dir": bridge_dir},
-        devices=[device("Fiscal Printer #1", "Fiscal 1", "fiscal_virtual"), device("P", "Printer 1", "escpos")],
+        devices=[
+            device("Fiscal Printer #1", "Fiscal 1", "fiscal_virtual"),
+            device("P", "Printer 1", "escpos"),
+        ],
     )
     config = write_settings_file(settings, tmp_path / "config.toml")
     result = CliRunner().invoke(main, ["--config", str(config), "fiscal", "z-report"])

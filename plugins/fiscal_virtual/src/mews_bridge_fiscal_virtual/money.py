@@ -247,7 +247,9 @@ def _item_parts(item: Mapping[str, Any], currency: str, tax_map: TaxMap) -> list
 _TaxPart = tuple[str | None, Decimal | None, int, int]
 
 
-def _tax_parts(item: Mapping[str, Any], amount: Mapping[str, Any], gross: int, currency: str) -> list[_TaxPart]:
+def _tax_parts(
+    item: Mapping[str, Any], amount: Mapping[str, Any], gross: int, currency: str
+) -> list[_TaxPart]:
     """(code, rate in percent, gross, tax) per tax of an item; a mismatch raises ``ValueError``."""
     breakdown = (amount.get("Breakdown") or {}).get("Items") or []
     parts: list[_TaxPart]
