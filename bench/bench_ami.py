@@ -36,9 +36,10 @@ from zoneinfo import ZoneInfo
 from bench_pbx_sync import pbx_options
 
 from mews_bridge.testing import bridge_settings, running_bridge, service, wait_for
-from mews_bridge_asterisk_pbx.ami import AmiClient, _Session
+from mews_bridge_asterisk_pbx.actions import AmiClient
 from mews_bridge_asterisk_pbx.cdr import charge_item_name, not_billable_reason, parse_cdr
 from mews_bridge_asterisk_pbx.codec import AmiParser, Message
+from mews_bridge_asterisk_pbx.link import _Session
 from mews_bridge_asterisk_pbx.tariff import Tariff
 from mews_bridge_mocks.ami import AmiSimulator, captures
 from mews_bridge_mocks.mews import MewsSimulator

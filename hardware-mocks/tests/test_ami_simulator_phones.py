@@ -4,7 +4,7 @@ and async Originates answered or not per channel."""
 from __future__ import annotations
 
 from mews_bridge.testing import wait_for
-from mews_bridge_asterisk_pbx.ami import AmiClient
+from mews_bridge_asterisk_pbx.actions import AmiClient
 from mews_bridge_asterisk_pbx.codec import Message
 from mews_bridge_mocks.ami import AmiSimulator
 

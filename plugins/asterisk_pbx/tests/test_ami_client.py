@@ -8,15 +8,15 @@ import pytest
 
 from mews_bridge import DeviceAuthFailed, DeviceConfigError, DeviceNotReady
 from mews_bridge.testing import wait_for
-from mews_bridge_asterisk_pbx.ami import (
+from mews_bridge_asterisk_pbx.actions import AmiClient
+from mews_bridge_asterisk_pbx.codec import Message
+from mews_bridge_asterisk_pbx.link import (
     AmiActionError,
     AmiAuthError,
     AmiBannerError,
-    AmiClient,
     AmiConnectionError,
     AmiTimeoutError,
 )
-from mews_bridge_asterisk_pbx.codec import Message
 from mews_bridge_mocks.ami import AmiSimulator, captures
 from mews_bridge_mocks.ami.fixtures import SECRET, USERNAME
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mews_bridge_asterisk_pbx.ami import AmiClient
+from mews_bridge_asterisk_pbx.actions import AmiClient
 from mews_bridge_asterisk_pbx.cdr import charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from mews_bridge_asterisk_pbx.codec import Message
 from mews_bridge_asterisk_pbx.rooms import Guest, RoomMap, check_in

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mews_bridge.testing import bridge_settings, running_bridge, service, wait_for
-from mews_bridge_asterisk_pbx.ami import AmiClient
+from mews_bridge_asterisk_pbx.actions import AmiClient
 from mews_bridge_asterisk_pbx.codec import Message
 
 pytestmark = [

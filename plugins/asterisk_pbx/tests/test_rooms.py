@@ -1,6 +1,6 @@
 import pytest
 
-from mews_bridge_asterisk_pbx.ami import AmiClient
+from mews_bridge_asterisk_pbx.actions import AmiClient
 from mews_bridge_asterisk_pbx.rooms import (
     AstDbWrite,
     Guest,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from mews_bridge import CliState, KeyValueStore, Settings
 
-    from .ami import AmiClient
+    from .actions import AmiClient
     from .charges import Charge
     from .options import AsteriskPbxOptions
     from .wakeups import WakeUp
@@ -225,7 +225,7 @@ def _list_products(products: list[dict[str, object]], options: AsteriskPbxOption
 
 def _ami_client(options: AsteriskPbxOptions) -> AmiClient:
     """An AMI client for a short command-line session, with no events."""
-    from .ami import AmiClient
+    from .actions import AmiClient
 
     return AmiClient(
         options.host,
@@ -238,7 +238,7 @@ def _ami_client(options: AsteriskPbxOptions) -> AmiClient:
 
 
 async def _check_ami(options: AsteriskPbxOptions) -> None:
-    from .ami import AmiError
+    from .link import AmiError
 
     client = _ami_client(options)
     try:
@@ -276,8 +276,8 @@ async def _resync(settings: Settings, entry: ServiceEntry, options: AsteriskPbxO
 
     from mews_bridge import MewsClient, MewsError
 
-    from .ami import AmiError
     from .credit import PREFIX, barred_phones, with_credit_bars
+    from .link import AmiError
     from .occupancy import Occupancy, phone_plan
     from .service import in_house, write_astdb
 
@@ -575,7 +575,7 @@ async def _send_code(options: AsteriskPbxOptions, extension: str, code: str) -> 
     """Hand ``code`` to the running bridge as if dialled on ``extension``; its answer."""
     import uuid
 
-    from .ami import AmiError
+    from .link import AmiError
     from .phonecodes import REPLY_KEY, USER_EVENT
 
     request = f"staff-{uuid.uuid4().hex}"

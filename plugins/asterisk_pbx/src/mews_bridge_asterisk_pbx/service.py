@@ -44,7 +44,7 @@ from mews_bridge import (
     is_guid,
 )
 
-from .ami import AmiActionError, AmiClient, AmiError
+from .actions import AmiClient
 from .articles import ArticleRefused, Catalogue, article_charge
 from .cdr import CallRecord, CdrError, charge_item_name, consumption_utc, not_billable_reason, parse_cdr
 from .charges import Charge, ChargeLedger, TaxRates, load_tax_rates, retryable
@@ -52,6 +52,7 @@ from .codec import Message
 from .credit import CreditGuard, barred_phones, with_credit_bars
 from .housekeeping import PinGuard, RoomStatusRefused, RoomStatusSender, StatusChange, UnknownPin, resolve
 from .limits import ChargeLimits
+from .link import AmiActionError, AmiError
 from .occupancy import IN_HOUSE, Occupancy, phone_plan
 from .options import AsteriskPbxOptions
 from .phonecodes import (

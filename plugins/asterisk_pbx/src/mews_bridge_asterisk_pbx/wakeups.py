@@ -33,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mews_bridge import KeyValueStore, MewsClient, MewsError, MewsOutcomeUnknown, MewsUnavailable
 
-from .ami import AmiClient, AmiError, Reply
+from .actions import AmiClient
 from .codec import Message
+from .link import AmiError, Reply
 
 PREFIX = "wakeup:"
 ANSWERED_KEY = "wakeup"

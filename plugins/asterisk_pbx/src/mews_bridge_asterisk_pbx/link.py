@@ -1,5 +1,8 @@
-"""Asyncio AMI client: login, ActionID correlation, event lists, events to subscribers, Ping
-watchdog, reconnect with capped backoff.
+"""The AMI link: one long-lived connection to Asterisk's manager interface with login, ActionID
+correlation, event lists, events to subscribers, Ping watchdog and reconnect with capped backoff.
+
+It frames with :mod:`.codec` and knows no action beyond the few it needs itself (Login, Challenge,
+Ping, Logoff); the typed actions the plugin sends are in :mod:`.actions`.
 
 Reading happens in ``data_received``, which never waits for anyone: responses complete futures and
 events go to one queue per subscriber, so a slow subscriber cannot make Asterisk drop us as a slow
@@ -21,7 +24,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
@@ -34,9 +37,8 @@ Headers = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]
 
 _OK_RESPONSES = frozenset({"Success", "Goodbye", "Follows"})
 _LIST_DONE = frozenset({"complete", "cancelled"})
-_NOT_DELETED = "Database entry could not be deleted"
 PIPELINE_WINDOW = 64
-"""Actions :meth:`AmiClient.pipeline` keeps unanswered at once: enough to hide the round trip, few
+"""Actions :meth:`AmiLink.pipeline` keeps unanswered at once: enough to hide the round trip, few
 enough not to flood Asterisk's manager queue."""
 _ids = itertools.count(1)
 
@@ -127,7 +129,7 @@ class _Pending:
 class _Session(asyncio.Protocol):
     """One TCP connection to Asterisk."""
 
-    def __init__(self, client: AmiClient) -> None:
+    def __init__(self, client: AmiLink) -> None:
         loop = asyncio.get_running_loop()
         self._client = client
         self._parser = AmiParser()
@@ -178,7 +180,7 @@ class _Session(asyncio.Protocol):
         if not self.closed.done():
             self.closed.set_result(reason)
 
-    # Used by the client
+    # Used by the link
 
     @property
     def usable(self) -> bool:
@@ -221,7 +223,7 @@ class Subscription:
 
     def __init__(
         self,
-        client: AmiClient,
+        client: AmiLink,
         callback: EventCallback,
         names: frozenset[str] | None,
         backlog_warning: int,
@@ -286,7 +288,7 @@ class Subscription:
             self._idle.set()
 
 
-class AmiClient:
+class AmiLink:
     """A long-lived AMI connection.
 
     ``await connect()`` connects and logs in once, raising :class:`AmiConnectionError` (not ready:
@@ -358,7 +360,7 @@ class AmiClient:
     async def connect(self) -> None:
         """Connect and log in, then keep the connection up until :meth:`close`."""
         if self._supervisor is not None:
-            raise RuntimeError("AmiClient.connect() called twice")
+            raise RuntimeError(f"{type(self).__name__}.connect() called twice")
         session = await self._open()
         self._supervisor = asyncio.create_task(self._supervise(session), name=f"AMI {self.where}")
 
@@ -386,7 +388,7 @@ class AmiClient:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def __aenter__(self) -> AmiClient:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -457,72 +459,6 @@ class AmiClient:
             if isinstance(result, BaseException):
                 raise result
         return results  # type: ignore[return-value]  # no exceptions left
-
-    async def ping(self) -> Reply:
-        return await self.action("Ping")
-
-    async def command(self, command: str) -> list[str]:
-        """Run a CLI command; its output lines."""
-        reply = await self.action("Command", {"Command": command})
-        return reply.response.get_all("Output")
-
-    async def db_put(self, family: str, key: str, value: str) -> None:
-        await self.action("DBPut", {"Family": family, "Key": key, "Val": value})
-
-    async def db_get(self, family: str, key: str) -> str | None:
-        """The AstDB value, or None if the key does not exist."""
-        reply = await self.action("DBGet", {"Family": family, "Key": key}, check=False)
-        if not reply.ok:
-            if reply.message == "Database entry not found":
-                return None
-            raise AmiActionError("DBGet", reply)
-        return reply.events[0].get("Val") if reply.events else None
-
-    async def db_get_tree(self, family: str) -> dict[str, str]:
-        """Every key under ``family``, as full paths (``/hotel/101/outside``) to values."""
-        reply = await self.action("DBGetTree", {"Family": family})
-        return {event.get("Key") or "": event.get("Val") or "" for event in reply.events}
-
-    async def db_get_trees(self, families: Iterable[str]) -> dict[str, str]:
-        """:meth:`db_get_tree` of several families, pipelined; their keys merged."""
-        replies = await self.pipeline(("DBGetTree", {"Family": family}) for family in families)
-        return {event.get("Key") or "": event.get("Val") or "" for reply in replies for event in reply.events}
-
-    async def db_write(self, changes: Iterable[tuple[str, str, str | None]]) -> None:
-        """``(family, key, value)`` changes, pipelined: ``DBPut`` each value, ``DBDel`` where it is
-        None (a key already gone is fine)."""
-        actions: list[tuple[str, Headers]] = [
-            ("DBDel", {"Family": family, "Key": key})
-            if value is None
-            else ("DBPut", {"Family": family, "Key": key, "Val": value})
-            for family, key, value in changes
-        ]
-        replies = await self.pipeline(actions, check=False)
-        for (name, _), reply in zip(actions, replies, strict=True):
-            if not reply.ok and not (name == "DBDel" and reply.message == _NOT_DELETED):
-                raise AmiActionError(name, reply)
-
-    async def db_del(self, family: str, key: str) -> bool:
-        """Delete an AstDB key; False if it did not exist."""
-        reply = await self.action("DBDel", {"Family": family, "Key": key}, check=False)
-        if not reply.ok:
-            if reply.message == _NOT_DELETED:
-                return False
-            raise AmiActionError("DBDel", reply)
-        return True
-
-    async def setvar(self, variable: str, value: str, channel: str | None = None) -> None:
-        headers = {"Variable": variable, "Value": value}
-        if channel is not None:
-            headers["Channel"] = channel
-        await self.action("Setvar", headers)
-
-    async def getvar(self, variable: str, channel: str | None = None) -> str:
-        headers = {"Variable": variable}
-        if channel is not None:
-            headers["Channel"] = channel
-        reply = await self.action("Getvar", headers)
-        return reply.get("Value") or ""
 
     def diagnostics(self) -> dict[str, Any]:
         return {
