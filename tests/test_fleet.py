@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "deploy" / "systemd"
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 GUIDE = ROOT / "docs" / "deploy" / "fleet.md"
-PER_INSTANCE = {
+PER_PROPERTY = {
     "Description",
     "ExecStart",
     "EnvironmentFile",
@@ -47,7 +47,7 @@ def test_the_template_is_the_single_unit_with_per_property_paths():
     single, template = unit(SYSTEMD / "mews-bridge.service"), unit(SYSTEMD / "mews-bridge@.service")
     assert set(single) == set(template)
     for (section, key), values in single.items():
-        if key in PER_INSTANCE:
+        if key in PER_PROPERTY:
             assert all("%i" in value for value in template[section, key]), key
         else:
             assert template[section, key] == values, key

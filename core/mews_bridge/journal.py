@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY,
     device_id TEXT NOT NULL,
     device_name TEXT NOT NULL,
-    instance TEXT,
+    instance TEXT,  -- the name of the configured instance that ran it
     created_utc TEXT NOT NULL,
     phase TEXT NOT NULL,
     final_state TEXT,
@@ -75,6 +75,7 @@ class CommandRecord:
     device_id: str
     device_name: str
     instance: str | None
+    """The name of the configured instance that ran the command (None until one does)."""
     created_utc: str
     phase: Phase
     final_state: str | None
@@ -181,11 +182,11 @@ class Journal:
         ).fetchall()
         return [CommandRecord(**dict(row)) for row in rows]
 
-    async def mark_running(self, command_id: str, instance: str) -> None:
+    async def mark_running(self, command_id: str, instance_name: str) -> None:
         await self._run(
             self._exec,
             "UPDATE commands SET phase = 'running', instance = ?, runs = runs + 1, started_at = ? WHERE id = ?",
-            (instance, _now(), command_id),
+            (instance_name, _now(), command_id),
         )
 
     async def mark_finished(self, command_id: str, final_state: str, notes: str | None) -> None:

@@ -7,7 +7,7 @@ ends of the test line are built from the same code.
 Built in: ``salto`` (SALTO HAMS/Space, "PMS Industry Standard") and ``onity`` (Onity HT22/HT24 "PMS
 Communications Protocol"). A vendor plugin adds one with :func:`register_dialect` or, without
 importing anything at start-up, with an entry point in the group ``mews_bridge_keycutter.dialects``
-that names a :class:`Dialect` instance or class.
+that names a :class:`Dialect` object or class.
 """
 
 from __future__ import annotations
