@@ -154,12 +154,13 @@ class Journal:
         since Mews still shows the command active and hands it over again, and the ``running`` mark,
         which does wait for the disk, makes it durable along with everything before it in the log.
         That saves one fsync between Mews' event and the device (a few ms on an SD card)."""
-        return 1 == await self._run(
+        inserted = await self._run(
             self._exec_unsynced,
             "INSERT OR IGNORE INTO commands (id, device_id, device_name, created_utc, phase, received_at) "
             "VALUES (?, ?, ?, ?, 'queued', ?)",
             (command_id, device_id, device_name, created_utc, _now()),
         )
+        return inserted == 1
 
     def _exec_unsynced(self, sql: str, params: tuple[Any, ...]) -> int:
         """Run one write without waiting for the disk; its row count. The next synced write (or a
