@@ -290,9 +290,8 @@ class KeyLedger:
 
         The host's ``running`` mark is on disk already, so a power cut that loses this note leaves
         :meth:`SerialKeycutterDriver.recover` without a record: it then reports the command as
-        interrupted and cuts nothing, as it must. A new key's :meth:`release`, which does wait for the
-        disk, flushes this note before the encoder hears anything. Skipping one fsync (a few ms on an
-        SD card) before the first byte of a copy is the point.
+        interrupted and cuts nothing, as it must. The next durable write (the keys confirmed, the
+        outcome) flushes it. This spares one fsync (a few ms on an SD card) before the first byte.
         """
         record = {"id": command_id, "state": "started", "rooms": list(rooms), "count": count}
         await self._store.put("last_command", record, durable=False)
