@@ -99,3 +99,23 @@ async def test_a_receipt_skips_the_fsync_but_every_transition_after_it_waits_for
         assert record is not None and record.phase == "running"
     finally:
         await reopened.close()
+
+
+async def test_a_store_value_put_without_the_fsync_is_kept_and_later_writes_wait_for_the_disk(tmp_path):
+    journal = await Journal.open(tmp_path / "journal.sqlite")
+    try:
+        store = journal.store("encoder")
+        await store.put("last_command", {"id": "c1", "state": "started"}, durable=False)
+        synchronous = await journal._run(lambda: journal._exec("PRAGMA synchronous").fetchone()[0])
+        assert synchronous == 2  # FULL again for the next write, which flushes this one with it
+        await store.put("room:101", {"reservation_id": "r1"})
+    finally:
+        await journal.close()
+    reopened = await Journal.open(tmp_path / "journal.sqlite")
+    try:
+        assert await reopened.store("encoder").items() == {
+            "last_command": {"id": "c1", "state": "started"},
+            "room:101": {"reservation_id": "r1"},
+        }
+    finally:
+        await reopened.close()

@@ -155,17 +155,20 @@ class Journal:
         since Mews still shows the command active and hands it over again, and the ``running`` mark,
         which does wait for the disk, makes it durable along with everything before it in the log.
         That saves one fsync between Mews' event and the device (a few ms on an SD card)."""
-        return await self._run(
-            self._insert_unsynced,
+        inserted = await self._run(
+            self._exec_unsynced,
             "INSERT OR IGNORE INTO commands (id, device_id, device_name, created_utc, phase, received_at) "
             "VALUES (?, ?, ?, ?, 'queued', ?)",
             (command_id, device_id, device_name, created_utc, _now()),
         )
+        return inserted == 1
 
-    def _insert_unsynced(self, sql: str, params: tuple[Any, ...]) -> bool:
+    def _exec_unsynced(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one write without waiting for the disk; its row count. The next synced write (or a
+        checkpoint) flushes it along with everything before it."""
         self._exec("PRAGMA synchronous=NORMAL")  # WAL: the commit is ordered, not yet flushed
         try:
-            return self._exec(sql, params).rowcount == 1
+            return self._exec(sql, params).rowcount
         finally:
             self._exec("PRAGMA synchronous=FULL")
 
@@ -263,9 +266,12 @@ class KeyValueStore:
         ).fetchone()
         return json.loads(row["value"]) if row else default
 
-    async def put(self, key: str, value: Any) -> None:
-        await self._journal._run(
-            self._journal._exec,
+    async def put(self, key: str, value: Any, *, durable: bool = True) -> None:
+        """Store ``value``; with ``durable=False`` without waiting for the disk: a power cut may lose
+        it (and only it), until the next durable write of this journal flushes it."""
+        journal = self._journal
+        await journal._run(
+            journal._exec if durable else journal._exec_unsynced,
             "INSERT INTO kv (namespace, key, value, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (self.namespace, key, json.dumps(value, default=str), _now()),

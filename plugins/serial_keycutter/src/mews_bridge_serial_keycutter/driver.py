@@ -106,7 +106,7 @@ class SerialKeycutterDriver(DeviceDriver[KeycutterOptions]):
             first,
             " (forced by KeyCutterData)" if plan.forced_mode else "",
         )
-        await self._ledger.command_update(job.id, state="started", rooms=list(plan.rooms), count=plan.count)
+        await self._ledger.command_started(job.id, plan.rooms, plan.count)
         cut = {KeyMode.NEW: 0, KeyMode.COPY: 0}
         try:
             for request in plan.requests(first):
