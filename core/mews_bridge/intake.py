@@ -55,6 +55,7 @@ class Intake:
         self._to_fetch: dict[str, None] = {}  # insertion-ordered: the order events came in
         self._fetch_wanted = asyncio.Event()
         self._left_devices: set[str] = set()
+        self._recovered = False  # until then a command may be the last run's: journal first, then queue
 
     def on_command_event(self, command_id: str, state: str | None) -> None:
         """A ``DeviceCommand`` event. Events for our own updates (Processing, final states) are ignored."""
@@ -87,6 +88,7 @@ class Intake:
         """
         records = await self.journal.in_flight()
         if not records:
+            self._recovered = True
             return
         log.info("Recovering %d command(s) from the last run", len(records))
         current = await self._read_each([r.id for r in records])
@@ -111,6 +113,7 @@ class Intake:
             except JournalError as exc:  # the next start settles this one
                 log.error("Could not settle command %s from the last run", record.id, exc_info=exc)
         await self.offer(pending, resumed={r.id for r in records}, interrupted=interrupted)
+        self._recovered = True
 
     async def _read_each(self, command_ids: list[str]) -> dict[str, DeviceCommand]:
         """The commands Mews knows among ``command_ids``; if Mews refuses the batch (one bad id makes
@@ -167,6 +170,8 @@ class Intake:
             if worker is None and self.settings.unknown_devices == "leave":
                 self._leave(command)
                 continue
+            if worker is not None and command.id not in resumed and self._start_at_once(worker, command):
+                continue
             device_name = worker.name if worker else command.device.name
             created = command.created_utc.isoformat()
             added = await self.journal.add(command.id, command.device.id, device_name, created)
@@ -183,6 +188,29 @@ class Intake:
             else:
                 await self._admit(worker, command, interrupted=command.id in interrupted)
 
+    def _start_at_once(self, worker: DeviceWorker, command: DeviceCommand) -> bool:
+        """Hand a command that fits straight to its idle device, whose worker journals its receipt and
+        start in one write; False if it has to take the usual way (journal, then queue)."""
+        if not self._recovered or not worker.idle() or command.problem or self._too_old(command) is not None:
+            return False
+        try:
+            data = worker.check(command.data)
+        except CommandRejected:
+            return False
+        self._remember(command.id)
+        worker.put(MewsWork(command, data, receipt_due=True))
+        return True
+
+    def _too_old(self, command: DeviceCommand) -> str | None:
+        """Notes for a command that waited too long to be carried out now, or None."""
+        age_h = (datetime.now(UTC) - command.created_utc).total_seconds() / 3600
+        if age_h <= self.settings.command_max_age_h:
+            return None
+        return (
+            f"This command expired while the bridge was offline (created {age_h:.0f} h ago). "
+            "Please issue it again."
+        )
+
     async def _admit(self, worker: DeviceWorker, command: DeviceCommand, *, interrupted: bool) -> None:
         """Queue a journaled command on its device, or end it in Error if it cannot be carried out."""
         if command.problem:
@@ -190,14 +218,8 @@ class Intake:
                 command.id, "Error", f"This command cannot be carried out: {command.problem}"
             )
             return
-        age_h = (datetime.now(UTC) - command.created_utc).total_seconds() / 3600
-        if age_h > self.settings.command_max_age_h:
-            await self.acks.finish(
-                command.id,
-                "Error",
-                f"This command expired while the bridge was offline (created {age_h:.0f} h ago). "
-                "Please issue it again.",
-            )
+        if (expired := self._too_old(command)) is not None:
+            await self.acks.finish(command.id, "Error", expired)
             return
         try:
             data = worker.check(command.data)

@@ -148,20 +148,40 @@ class Journal:
             raise JournalError("The journal is closed")
         return self._db.execute(sql, params)
 
-    async def add(self, command_id: str, device_id: str, device_name: str, created_utc: str) -> bool:
+    async def add(
+        self,
+        command_id: str,
+        device_id: str,
+        device_name: str,
+        created_utc: str,
+        *,
+        running_as: str | None = None,
+    ) -> bool:
         """Record a command on receipt; False if it was already known (a duplicate).
 
         Written without waiting for the disk (no fsync): a receipt lost to a power cut costs nothing,
         since Mews still shows the command active and hands it over again, and the ``running`` mark,
         which does wait for the disk, makes it durable along with everything before it in the log.
-        That saves one fsync between Mews' event and the device (a few ms on an SD card)."""
-        inserted = await self._run(
-            self._exec_unsynced,
-            "INSERT OR IGNORE INTO commands (id, device_id, device_name, created_utc, phase, received_at) "
-            "VALUES (?, ?, ?, ?, 'queued', ?)",
-            (command_id, device_id, device_name, created_utc, _now()),
+        That saves one fsync between Mews' event and the device (a few ms on an SD card).
+
+        ``running_as`` records receipt and start in one write (waiting for the disk, as
+        :meth:`mark_running` does): for a command its device's worker starts at once."""
+        if running_as is None:
+            inserted = await self._run(
+                self._exec_unsynced,
+                "INSERT OR IGNORE INTO commands (id, device_id, device_name, created_utc, phase, received_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?)",
+                (command_id, device_id, device_name, created_utc, _now()),
+            )
+            return inserted == 1
+        now = _now()
+        cursor = await self._run(
+            self._exec,
+            "INSERT OR IGNORE INTO commands (id, device_id, device_name, instance, created_utc, phase, runs, "
+            "received_at, started_at) VALUES (?, ?, ?, ?, ?, 'running', 1, ?, ?)",
+            (command_id, device_id, device_name, running_as, created_utc, now, now),
         )
-        return inserted == 1
+        return cursor.rowcount == 1
 
     def _exec_unsynced(self, sql: str, params: tuple[Any, ...]) -> int:
         """Run one write without waiting for the disk; its row count. The next synced write (or a

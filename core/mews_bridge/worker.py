@@ -43,6 +43,9 @@ class MewsWork:
     data: BaseModel
     interrupted: bool = False
     cancelled: bool = False
+    receipt_due: bool = False
+    """Not journaled yet: handed straight to an idle device, whose worker records receipt and start
+    in one write (see :meth:`Journal.add`)."""
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -159,6 +162,17 @@ class DeviceWorker:
                 f"The command's data is not valid: {describe_validation_error(exc, 'Data')}"
             ) from None
 
+    def idle(self) -> bool:
+        """Whether a command queued now would start at once: the device is set up, nothing runs or
+        waits here, and the bound on parallel commands leaves room."""
+        return (
+            self.pool.accepting
+            and self.current is None
+            and self.queue.empty()
+            and self.managed.state is InstanceState.LOADED
+            and not self.pool.parallel.locked()
+        )
+
     def put(self, work: MewsWork | _LocalWork) -> None:
         """Queue work behind what is queued already."""
         if isinstance(work, MewsWork):
@@ -214,6 +228,10 @@ class DeviceWorker:
 
     async def _run_command(self, item: MewsWork) -> None:
         command, journal = item.command, self.pool.journal
+        delayed = item.cancelled or self.managed.state is not InstanceState.LOADED
+        # Not starting at once after all: journal its receipt as any other command's first.
+        if item.receipt_due and delayed and not await self._journal_receipt(item, running=False):
+            return
         if item.cancelled:
             await journal.mark_acknowledged(command.id, "Cancelled")
             return
@@ -227,7 +245,10 @@ class DeviceWorker:
             await journal.mark_acknowledged(command.id, "Cancelled")
             return
         # A journal failure here propagates: nothing may run without a record that it started.
-        await journal.mark_running(command.id, self.name)
+        if not item.receipt_due:
+            await journal.mark_running(command.id, self.name)
+        elif not await self._journal_receipt(item, running=True):
+            return
         started = metrics.command_started(self.name, item.queued_at)
         state, notes = await self._drive(item, driver)
         metrics.command_finished(self.name, state, started)
@@ -236,6 +257,19 @@ class DeviceWorker:
             await journal.mark_acknowledged(command.id)
             return
         await self.pool.acks.finish(command.id, state, notes)
+
+    async def _journal_receipt(self, item: MewsWork, *, running: bool) -> bool:
+        """Journal a command handed over unjournaled (and its start if ``running``); False if the
+        journal knew it already: a duplicate, taken before and perhaps done, which is converged."""
+        command, item.receipt_due = item.command, False
+        running_as = self.name if running else None
+        created = command.created_utc.isoformat()
+        if await self.pool.journal.add(
+            command.id, command.device.id, self.name, created, running_as=running_as
+        ):
+            return True
+        await self.pool.acks.converge(command.id)
+        return False
 
     async def _drive(self, item: MewsWork, driver: DeviceDriver[Any]) -> tuple[str, str | None]:
         """Run (or recover) the command on its driver; the final state and Notes, whatever happens."""

@@ -405,7 +405,7 @@ class TestRecovery:
             "Try the cards at the door and issue the command again for any missing key."
         )
         # The new key may exist, so the earlier one is no longer a safe source of copies.
-        assert not await driver._ledger.can_copy("res-1", ("101",), datetime.now(UTC))
+        assert not driver._ledger.can_copy("res-1", ("101",), datetime.now(UTC))
 
 
 class TestSetup:

@@ -42,6 +42,7 @@ class SerialKeycutterDriver(DeviceDriver[KeycutterOptions]):
         options = self.options
         self.dialect = get_dialect(options.dialect)
         self._ledger = KeyLedger(self.ctx.store)
+        await self._ledger.load()
         transport = SerialTransport(
             options.port,
             baudrate=options.baudrate,
@@ -93,9 +94,7 @@ class SerialKeycutterDriver(DeviceDriver[KeycutterOptions]):
         first = plan.forced_mode
         if first is None:
             first = (
-                KeyMode.COPY
-                if await self._ledger.can_copy(plan.reservation_id, plan.rooms, now)
-                else KeyMode.NEW
+                KeyMode.COPY if self._ledger.can_copy(plan.reservation_id, plan.rooms, now) else KeyMode.NEW
             )
         self.ctx.logger.info(
             "Command %s, reservation %s, rooms %s: %d key(s), first one %s%s",
@@ -130,7 +129,7 @@ class SerialKeycutterDriver(DeviceDriver[KeycutterOptions]):
         return notes
 
     async def recover(self, job: CommandJob[Any]) -> str | None:
-        record = await self._ledger.command(job.id)
+        record = self._ledger.command(job.id)
         if record is None:
             return await super().recover(job)
         if record["state"] == "completed":

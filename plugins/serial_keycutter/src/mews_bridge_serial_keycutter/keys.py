@@ -16,6 +16,7 @@ cards for that room, and the store then stays as small as the hotel.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 from dataclasses import dataclass, replace
@@ -229,17 +230,30 @@ class KeyLedger:
     * ``last_command``: the command being cut or last cut, with the keys confirmed so far and its
       outcome, for :meth:`SerialKeycutterDriver.recover`. The host runs one command at a time, so
       the interrupted command is always the last one.
+
+    Only this driver instance writes its namespace, so the ledger reads from a copy in memory,
+    loaded by :meth:`load`, and writes through to the journal: no journal round trip before a key
+    but the writes that must be there.
     """
 
     def __init__(self, store: KeyValueStore) -> None:
         self._store = store
+        self._holders: dict[str, dict[str, Any]] = {}
+        self._last: dict[str, Any] | None = None
+        self._note: asyncio.Future[None] | None = None
 
-    async def can_copy(self, reservation_id: str | None, rooms: tuple[str, ...], now: datetime) -> bool:
+    async def load(self) -> None:
+        self._holders = {
+            key.removeprefix("room:"): value for key, value in (await self._store.items("room:")).items()
+        }
+        self._last = await self._store.get("last_command")
+
+    def can_copy(self, reservation_id: str | None, rooms: tuple[str, ...], now: datetime) -> bool:
         """True if this reservation's new key is current and valid for every room."""
         if not reservation_id:
             return False
         for room in rooms:
-            holder = await self._store.get(f"room:{room}")
+            holder = self._holders.get(room)
             if (
                 not holder
                 or holder.get("reservation_id") != reservation_id
@@ -250,16 +264,17 @@ class KeyLedger:
 
     async def release(self, rooms: tuple[str, ...]) -> dict[str, Any]:
         """Forget the rooms' key holders before a new key; return them for :meth:`restore`."""
-        previous = {room: await self._store.get(f"room:{room}") for room in rooms}
+        previous = {room: self._holders.get(room) for room in rooms}
         for room in rooms:
             await self._store.delete(f"room:{room}")
+            self._holders.pop(room, None)
         return previous
 
     async def restore(self, previous: dict[str, Any]) -> None:
         """Put back the holders :meth:`release` removed, when the encoder surely cut nothing."""
         for room, holder in previous.items():
             if holder is not None:
-                await self._store.put(f"room:{room}", holder)
+                await self._hold(room, holder)
 
     async def record_new(
         self, reservation_id: str | None, rooms: tuple[str, ...], valid_until: datetime
@@ -267,35 +282,46 @@ class KeyLedger:
         if not reservation_id:
             return  # nobody to make copies for
         for room in rooms:
-            await self._store.put(
-                f"room:{room}", {"reservation_id": reservation_id, "valid_until": valid_until.isoformat()}
-            )
+            await self._hold(room, {"reservation_id": reservation_id, "valid_until": valid_until.isoformat()})
 
     async def record_copy(
         self, reservation_id: str | None, rooms: tuple[str, ...], valid_until: datetime
     ) -> None:
         """A copy made for the current holder may extend how long its keys stay valid."""
         for room in rooms:
-            holder = await self._store.get(f"room:{room}")
+            holder = self._holders.get(room)
             if holder and reservation_id and holder.get("reservation_id") == reservation_id:
                 until = max(datetime.fromisoformat(holder["valid_until"]), valid_until)
-                await self._store.put(f"room:{room}", {**holder, "valid_until": until.isoformat()})
+                await self._hold(room, {**holder, "valid_until": until.isoformat()})
 
-    async def command(self, command_id: str) -> dict[str, Any] | None:
-        record = await self._store.get("last_command")
+    async def _hold(self, room: str, holder: dict[str, Any]) -> None:
+        await self._store.put(f"room:{room}", holder)
+        self._holders[room] = holder
+
+    def command(self, command_id: str) -> dict[str, Any] | None:
+        record = self._last
         return record if record and record.get("id") == command_id else None
 
     async def command_started(self, command_id: str, rooms: tuple[str, ...], count: int) -> None:
-        """Note the command about to be cut, without waiting for the disk.
+        """Note the command about to be cut; the journal write goes on while the first request goes
+        out, without waiting for the disk.
 
-        The host's ``running`` mark is on disk already, so a power cut that loses this note leaves
-        :meth:`SerialKeycutterDriver.recover` without a record: it then reports the command as
-        interrupted and cuts nothing, as it must. The next durable write (the keys confirmed, the
-        outcome) flushes it. This spares one fsync (a few ms on an SD card) before the first byte.
+        The host's ``running`` mark is on disk already, so a crash or power cut that loses this note
+        leaves :meth:`SerialKeycutterDriver.recover` without a record: it then reports the command as
+        interrupted and cuts nothing, as it must. The next write (the keys confirmed, the outcome)
+        waits for it. This spares a journal round trip, and an fsync, before the first byte.
         """
-        record = {"id": command_id, "state": "started", "rooms": list(rooms), "count": count}
-        await self._store.put("last_command", record, durable=False)
+        await self._settle_note()  # a note left by a command that crashed
+        self._last = {"id": command_id, "state": "started", "rooms": list(rooms), "count": count}
+        self._note = asyncio.ensure_future(self._store.put("last_command", self._last, durable=False))
 
     async def command_update(self, command_id: str, **fields: Any) -> None:
-        record = await self.command(command_id) or {"id": command_id}
-        await self._store.put("last_command", {**record, **fields})
+        await self._settle_note()
+        record = {**(self.command(command_id) or {"id": command_id}), **fields}
+        await self._store.put("last_command", record)
+        self._last = record
+
+    async def _settle_note(self) -> None:
+        note, self._note = self._note, None
+        if note is not None:
+            await note
