@@ -162,7 +162,8 @@ async def dispatch(count: int, state_dir: Path, profile: bool) -> None:
                     profiler.disable()
                 await wait_for(lambda cid=command_id: sim.command(cid)["State"] in FINAL_STATES, 10)
                 # The bridge idle again (the outcome journalled as acknowledged), as for the next card.
-                await wait_for(lambda n=len(sent): len(acknowledged) == n, 10)
+                done = len(sent)
+                await wait_for(lambda done=done: len(acknowledged) == done, 10)
                 await trip.sample([command_id])
             calls = len(sim.calls) - calls_before - count
             await trip.aclose()
