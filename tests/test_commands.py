@@ -114,6 +114,28 @@ async def test_cancelled_commands_are_dropped_when_queued_and_stopped_when_runni
             assert (record.phase, record.final_state) == ("acknowledged", "Cancelled")
 
 
+async def test_a_command_for_an_idle_device_is_journaled_as_running_before_it_starts(
+    mews_simulator, devices, settings, scripted, log_file
+):
+    async with running_bridge(settings(), {"scripted": scripted}) as bridge:
+        first = mews_simulator.add_command(devices["printer"], scripted.printer_data(sleep_s=0.5))
+        await wait_for(lambda: runs(log_file, first) == ["start"], what="the first command to start")
+        # Straight to the idle device: receipt and start are one write, done before the driver began.
+        record = await bridge.journal.get(first)
+        assert (record.phase, record.instance, record.runs) == ("running", "Desk printer", 1)
+        assert record.started_at == record.received_at
+        second = mews_simulator.add_command(devices["printer"], scripted.printer_data())
+        # Behind a busy device it waits journaled as received, not as started.
+        await wait_for(lambda: second in bridge.pipeline.pool.held(), what="the second to queue")
+        assert (await bridge.journal.get(second)).phase == "queued"
+        for command_id in (first, second):
+            assert (await wait_for_final_state(mews_simulator, command_id))["State"] == "Processed"
+        await wait_for(lambda: all(s.current is None for s in bridge.pipeline.workers))
+        records = [await bridge.journal.get(command_id) for command_id in (first, second)]
+    assert [(r.phase, r.runs) for r in records] == [("acknowledged", 1)] * 2
+    assert runs(log_file, first) == runs(log_file, second) == ["start", "done"]
+
+
 async def test_commands_queued_while_disconnected_are_caught_up_after_reconnecting(
     mews_simulator, devices, settings, scripted
 ):
