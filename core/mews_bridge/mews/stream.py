@@ -96,6 +96,8 @@ class EventStream:
             open_timeout=self.settings.request_timeout_s,
             user_agent_header=self.settings.client,
             max_size=self.settings.event_message_max_bytes,  # larger: closed with 1009, then reconnected
+            # Events are a few hundred bytes: deflate would cost CPU and about 300 KB of zlib state.
+            compression=None,
         ) as websocket:
             self.connects += 1
             log.info("Connected to the Mews event stream")
