@@ -121,8 +121,14 @@ async def dispatch(count: int, state_dir: Path, profile: bool) -> None:
             first_byte.append(time.perf_counter())
             waiting[0] = False
 
+    sent: list[float] = []
+
+    def sending(frame: str) -> None:
+        if waiting[0] and '"Pending"' in frame and len(sent) < len(first_byte) + 1:
+            sent.append(time.perf_counter())
+
     async with (
-        MewsSimulator(rate_limit=None) as sim,
+        MewsSimulator(rate_limit=None, on_frame=sending) as sim,
         EncoderSimulator(pty=False, on_bytes=arrived) as encoder,
     ):
         cutter = sim.add_device("Encoder", "KeyCutter", identifier="E1")
@@ -150,12 +156,10 @@ async def dispatch(count: int, state_dir: Path, profile: bool) -> None:
             _stamp(bridge.journal, "mark_acknowledged", acknowledged, after=True)
             trip = RoundTrip(sim)
             calls_before = len(sim.calls)
-            sent = []
             for _ in range(count):
                 if profiler:
                     profiler.enable()
                 waiting[0] = True
-                sent.append(time.perf_counter())
                 command_id = sim.add_key_cutter_command(cutter, stay)
                 await wait_for(lambda: not waiting[0], 10)
                 if profiler:

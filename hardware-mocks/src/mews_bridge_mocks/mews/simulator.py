@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..running import Simulator
 from .auth import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN, Credentials
 from .calls import RecordedCall
@@ -37,11 +39,15 @@ class MewsSimulator(World, Simulator):
         currency: str = "EUR",
         timezone: str = "Europe/Vienna",
         seed: bool = True,
+        on_frame: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_frame(frame)`` is called as each WebSocket frame goes out (for timing)."""
         super().__init__(pricing=pricing, currency=currency, timezone=timezone)
         self._credentials = Credentials(client_token, access_token)
         self.rate_limiter = SlidingWindowLimiter(rate_limit, rate_window_s)
-        self._hub = EventHub(self._credentials, lambda: (device["Id"] for device in self.devices))
+        self._hub = EventHub(
+            self._credentials, lambda: (device["Id"] for device in self.devices), on_frame=on_frame
+        )
         self.faults = Faults(self._hub)
         self.calls: list[RecordedCall] = []
         self._server = ConnectorServer(

@@ -34,7 +34,13 @@ class _Connection:
 class EventHub:
     """Open sockets, and the faults that act on them (``silent``, ``refuse_for``)."""
 
-    def __init__(self, credentials: Credentials, device_ids: Callable[[], Iterable[str]]) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        device_ids: Callable[[], Iterable[str]],
+        *,
+        on_frame: Callable[[str], None] | None = None,
+    ) -> None:
         self.silent = False  # sockets stay open but send nothing and ignore pings
         self.connects = 0
         self._credentials = credentials
@@ -42,6 +48,7 @@ class EventHub:
         self._refuse_until = 0.0
         self._connections: set[_Connection] = set()
         self._pending: list[tuple[Row, str | None]] = []
+        self._on_frame = on_frame
 
     @property
     def open_count(self) -> int:
@@ -136,6 +143,8 @@ class EventHub:
             frame = await connection.outbox.get()
             try:
                 if not self.silent:
+                    if self._on_frame is not None:
+                        self._on_frame(frame)
                     await connection.socket.send_str(frame)
             except ConnectionError:
                 pass  # the peer is gone; the handler notices and cleans up
