@@ -3,9 +3,10 @@
 Commands come from ``DeviceCommand`` events, catch-ups (``commands/getAllActive``), sweeps and, at
 start, the journal's commands left from the last run. Event ids are coalesced: while one
 ``commands/getAllByIds`` is in flight, new ids wait and go in the next (up to 1000 a call). Every
-command is written to the journal before anything is done with it; the journal also makes duplicates
-(events, catch-ups, sweeps) harmless. A command that cannot be carried out (no such device, a problem
-Mews reports, too old, data the driver cannot read) ends in ``Error`` here and never reaches a device.
+command is written to the journal before anything is done with it (for an idle device, by its
+worker: receipt and start in one write); the journal also makes duplicates (events, catch-ups,
+sweeps) harmless. A command that cannot be carried out (no such device, a problem Mews reports, too
+old, data the driver cannot read) ends in ``Error`` here and never reaches a device.
 """
 
 from __future__ import annotations

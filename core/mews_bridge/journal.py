@@ -3,7 +3,8 @@
 Every command is written here before the bridge acts on it, and moves through phases:
 
 ``queued`` (written on receipt) → ``running`` (just before the driver starts) → ``finished`` (the
-final state and Notes are decided) → ``acknowledged`` (Mews accepted that final state).
+final state and Notes are decided) → ``acknowledged`` (Mews accepted that final state). A command
+whose device is idle is written ``running`` straight away: receipt and start in one write.
 
 After a crash the phase tells what to do: ``queued`` runs, ``running`` was interrupted (re-run only
 if the driver is replay-safe, else the driver may recover it), ``finished`` is acknowledged without
