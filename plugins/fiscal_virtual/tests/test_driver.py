@@ -11,7 +11,6 @@ import threading
 from datetime import datetime
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
@@ -270,22 +269,25 @@ def test_options_normalise_bucket_spelling():
     assert options.tax_map == {"AT-20": "Normal", "10": "Erm1"}
 
 
-def exposed(status):
-    """The fiscal gauges of device "Fiscal" in /metrics' exposition, once ``status`` was taken."""
-    assert status
+def fiscal_samples():
+    """The fiscal figures of device "Fiscal" in /metrics' exposition."""
     return {
         sample.name: sample.value
-        for family in text_string_to_metric_families(generate_latest(metrics.REGISTRY).decode())
+        for family in text_string_to_metric_families(metrics.exposition().decode())
         for sample in family.samples
         if sample.name.startswith("mews_bridge_fiscal_") and sample.labels.get("device") == "Fiscal"
     }
 
 
+def exposed(status):
+    """The fiscal gauges, once ``status`` was taken."""
+    assert status
+    return fiscal_samples()
+
+
 async def test_status_tells_the_last_receipt_the_last_closing_and_the_chain(harness, mk, sale_bill):
     def receipts_counted():
-        return (
-            metrics.REGISTRY.get_sample_value("mews_bridge_fiscal_receipts_total", {"device": "Fiscal"}) or 0
-        )
+        return fiscal_samples().get("mews_bridge_fiscal_receipts_total", 0)
 
     driver = await harness.driver()
     assert (await driver.status())["chain_verified"].startswith("intact (checked ")
