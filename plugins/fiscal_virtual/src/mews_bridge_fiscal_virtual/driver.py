@@ -50,6 +50,7 @@ from .bill import (
 )
 from .closing import next_day_change
 from .journal import CLOSING_KINDS, REPRINT, Entry, PrintJob
+from .keys import KeyFileError
 from .layout import PrintedReceipt, ReceiptStyle, babel_locale, closing_report, receipt
 from .money import Breakdown, BreakdownError, TaxMap, format_minor, to_minor
 from .opening import open_register
@@ -286,11 +287,18 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         )
         cancelled = False
         try:
-            entry, created = await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # Signing has begun and a receipt cannot be taken back: finish it and report it.
-            entry, created = await write
-            cancelled = True
+            try:
+                entry, created = await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # Signing has begun and a receipt cannot be taken back: finish it and report it.
+                entry, created = await write
+                cancelled = True
+        except KeyFileError as exc:  # the key read at the first signature (checked at set-up)
+            self.ctx.logger.error("No receipt was signed: %s", exc)
+            raise CommandFailed(
+                f"{self.ctx.name} cannot sign receipts: its signing key cannot be used. "
+                "The bridge log says why."
+            ) from None
         notes = receipt_notes(entry, earlier=not created)
         if created:
             metrics.fiscal_receipt(self.ctx.name)
