@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,8 +41,11 @@ class EventStream:
         *,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls
+        """The verified TLS context of a ``wss://`` stream (the Mews client's); None: websockets' own."""
         self.on_events = on_events
         self.on_connect = on_connect
         self.backoff_initial_s = backoff_initial_s
@@ -96,6 +100,7 @@ class EventStream:
             open_timeout=self.settings.request_timeout_s,
             user_agent_header=self.settings.client,
             max_size=self.settings.event_message_max_bytes,  # larger: closed with 1009, then reconnected
+            ssl=self.tls if self.url.startswith("wss://") else None,
         ) as websocket:
             self.connects += 1
             log.info("Connected to the Mews event stream")
