@@ -7,7 +7,7 @@ up, queue depth, journal size) are read from the running bridge when ``/metrics`
 metric and its labels is listed in ``docs/deploy/fleet.md``.
 
 The figures are kept here in plain numbers; :mod:`.exposition` turns them into Prometheus' text
-format with prometheus_client, which (with the HTTP server modules it imports, about 1.5 MB) is
+format with prometheus_client, which (with the HTTP server modules it imports, about 1 MB) is
 imported at the first scrape, not at start.
 
 Label values are configured names (devices, services), Connector API operation names, HTTP statuses

@@ -4,7 +4,7 @@ Both are made at first start in the instance's state directory, in files only th
 written to a temporary name and linked into place so a crash never leaves half a key. Nothing here
 ever puts a key into a log line, an exception message or a ``repr``.
 
-``cryptography`` (about 9 MB resident once imported) is imported when a key is first made, read or
+``cryptography`` (about 10 MB resident once imported) is imported when a key is first made, read or
 used, not with this module: the bridge checks the keys in a child process at set-up (see
 :mod:`.opening`) and reads the signing key at the first signature.
 """

@@ -2,7 +2,7 @@
 
 Set-up needs what only ``cryptography`` does: on the first start make the keys and sign the start
 receipt, on every start read the signing key and check that it is the one the journal started with.
-Imported into the bridge, cryptography would stay resident (about 9 MB) in a process that may not
+Imported into the bridge, cryptography would stay resident (about 10 MB) in a process that may not
 sign anything for hours. So :func:`open_register` runs :meth:`.FiscalRegister.open` and
 :meth:`.FiscalRegister.start` in a child (``python -m mews_bridge_fiscal_virtual.opening``), which
 writes to the journal in its own ``BEGIN IMMEDIATE`` transaction as the ``fiscal`` CLI commands do,
