@@ -182,7 +182,11 @@ class Bridge:
             managed.start()
         self.pipeline.start()
         self.stream = EventStream(
-            self.settings.mews, self._on_events, self._on_connect, backoff_max_s=self.stream_backoff_max_s
+            self.settings.mews,
+            self._on_events,
+            self._on_connect,
+            backoff_max_s=self.stream_backoff_max_s,
+            tls=self.mews.tls,
         )
         self.supervisor.start("loop watchdog", self.watchdog.run)
         self.supervisor.start("recovery", self._recover)

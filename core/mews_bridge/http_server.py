@@ -29,7 +29,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from . import metrics, status, status_page
+from . import metrics, status
 from .httpd import HttpServer, Request, Response
 from .redaction import redactor
 from .settings import is_loopback, listen_address
@@ -117,6 +117,8 @@ class StatusServer:
             return Response.text(HTTPStatus.NOT_FOUND, "Not found.\n")
         if request.path not in ("/healthz", "/login") and not self._signed_in(request):
             if request.path == "/":
+                from . import status_page  # the HTML pages (and html's entity table) load at first view
+
                 return Response(HTTPStatus.UNAUTHORIZED, status_page.sign_in(), _HTML)
             return _UNAUTHORISED
         try:
@@ -159,6 +161,8 @@ class StatusServer:
             return Response.redirect("/")
         given = request.form().get("token", "").encode()
         if not self._same_origin(request) or not hmac.compare_digest(given, self._token):
+            from . import status_page  # the HTML pages (and html's entity table) load at first view
+
             return Response(HTTPStatus.UNAUTHORIZED, status_page.sign_in(failed=True), _HTML)
         cookie = f"{SESSION_COOKIE}={self._session_value()}; HttpOnly; SameSite=Strict; Path=/"
         return Response.redirect("/", ("Set-Cookie", cookie))
@@ -181,6 +185,8 @@ class StatusServer:
         return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "\n".join(["not ready", *reasons]) + "\n")
 
     async def _page(self, request: Request) -> Response:
+        from . import status_page  # the HTML pages (and html's entity table) load at first view
+
         note = self._notes.get(request.query.get("note", ""))
         picture = await status.take(self.bridge)
         page = status_page.render(

@@ -3,8 +3,12 @@
 
 Counters and histograms are process-wide (one bridge per process, like its access token) and are
 moved by one-line calls from the code that does the work. Gauges that describe the present (device
-up, queue depth, journal size) are read from the running bridge when ``/metrics`` is scraped, by
-:class:`BridgeCollector`. Every metric and its labels is listed in ``docs/deploy/fleet.md``.
+up, queue depth, journal size) are read from the running bridge when ``/metrics`` is scraped. Every
+metric and its labels is listed in ``docs/deploy/fleet.md``.
+
+The figures are kept here in plain numbers; :mod:`.exposition` turns them into Prometheus' text
+format with prometheus_client, which (with the HTTP server modules it imports, about 1 MB) is
+imported at the first scrape, not at start.
 
 Label values are configured names (devices, services), Connector API operation names, HTTP statuses
 and command states: never anything from a guest or a secret.
@@ -13,87 +17,98 @@ and command states: never anything from a guest or a secret.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
-
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Literal
 
 from .redaction import redactor
 
 if TYPE_CHECKING:
     from .status import BridgeStatus
 
-# "_created" series double what /metrics says and no alert needs them.
-disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
-REGISTRY = CollectorRegistry()
-"""What ``/metrics`` exposes (not prometheus_client's global registry, which a plugin might fill)."""
-ProcessCollector(registry=REGISTRY)
-PlatformCollector(registry=REGISTRY)
 
-COMMANDS = Counter(
+@dataclass
+class Family:
+    """One metric's values by label values (a counter's total, a gauge's value, or a histogram's
+    count per bucket, the last one above every bound, and its sum)."""
+
+    kind: Literal["counter", "gauge", "histogram"]
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+    values: dict[tuple[str, ...], float] = field(default_factory=dict)
+    counts: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        FAMILIES.append(self)
+        if not self.labels and self.kind == "counter":
+            self.values[()] = 0.0  # an unlabelled counter is exposed from the start, at 0
+
+    def inc(self, *labels: str) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + 1
+
+    def set(self, value: float, *labels: str) -> None:
+        self.values[labels] = value
+
+    def observe(self, value: float, *labels: str) -> None:
+        counts = self.counts.setdefault(labels, [0] * (len(self.buckets) + 1))
+        counts[bisect_left(self.buckets, value)] += 1  # a bucket's bound is "less than or equal"
+        self.values[labels] = self.values.get(labels, 0.0) + value
+
+
+FAMILIES: list[Family] = []
+"""What ``/metrics`` exposes besides the process' own figures and the present state of the bridge."""
+COMMANDS = Family(
+    "counter",
     "mews_bridge_commands",
     "Mews device commands that reached a final state, by configured device and state",
-    ["device", "state"],
-    registry=REGISTRY,
+    ("device", "state"),
 )
-COMMAND_DURATION = Histogram(
+COMMAND_DURATION = Family(
+    "histogram",
     "mews_bridge_command_duration_seconds",
     "Time a driver spent on a command, from start to final state",
-    ["device"],
+    ("device",),
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
-    registry=REGISTRY,
 )
-DISPATCH_DELAY = Histogram(
+DISPATCH_DELAY = Family(
+    "histogram",
     "mews_bridge_dispatch_delay_seconds",
     "Time a command waited in the bridge, from intake to its driver starting it",
-    ["device"],
+    ("device",),
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-    registry=REGISTRY,
 )
-MEWS_REQUESTS = Counter(
+MEWS_REQUESTS = Family(
+    "counter",
     "mews_bridge_mews_requests",
     'Connector API requests by operation and HTTP status ("network" when no answer came)',
-    ["operation", "status"],
-    registry=REGISTRY,
+    ("operation", "status"),
 )
-MEWS_THROTTLED = Counter(
-    "mews_bridge_mews_throttled", "429 Too Many Requests answers from Mews", registry=REGISTRY
-)
-WEBSOCKET_RECONNECTS = Counter(
+MEWS_THROTTLED = Family("counter", "mews_bridge_mews_throttled", "429 Too Many Requests answers from Mews")
+WEBSOCKET_RECONNECTS = Family(
+    "counter",
     "mews_bridge_websocket_reconnects",
     "Times the bridge had to reconnect the Mews event stream (lost, or could not be opened)",
-    registry=REGISTRY,
 )
-FISCAL_RECEIPTS = Counter(
+FISCAL_RECEIPTS = Family(
+    "counter",
     "mews_bridge_fiscal_receipts",
     "Fiscal receipts signed, by configured fiscal device",
-    ["device"],
-    registry=REGISTRY,
+    ("device",),
 )
-FISCAL_LAST_CLOSING = Gauge(
+FISCAL_LAST_CLOSING = Family(
+    "gauge",
     "mews_bridge_fiscal_last_closing_timestamp_seconds",
     "When the fiscal device last closed a business day (Unix time)",
-    ["device"],
-    registry=REGISTRY,
+    ("device",),
 )
-FISCAL_UNCLOSED_SINCE = Gauge(
+FISCAL_UNCLOSED_SINCE = Family(
+    "gauge",
     "mews_bridge_fiscal_unclosed_since_timestamp_seconds",
     "The oldest fiscal entry no daily closing covers yet (Unix time; 0 when all are closed)",
-    ["device"],
-    registry=REGISTRY,
+    ("device",),
 )
 
 
@@ -117,7 +132,7 @@ LINK = MewsLink()
 
 def mews_answered(operation: str, status: int | str, error: str | None = None) -> None:
     """A Connector API request ended: ``status`` is the HTTP status or ``"network"``."""
-    MEWS_REQUESTS.labels(operation, str(status)).inc()
+    MEWS_REQUESTS.inc(operation, str(status))
     if status == 429:
         MEWS_THROTTLED.inc()
         today = datetime.now(UTC).date()
@@ -148,96 +163,30 @@ def command_started(device: str, queued_at: float) -> float:
     """A driver starts a command that entered the bridge at ``queued_at`` (``time.monotonic()``);
     returns now, for :func:`command_finished`."""
     now = time.monotonic()
-    DISPATCH_DELAY.labels(device).observe(max(0.0, now - queued_at))
+    DISPATCH_DELAY.observe(max(0.0, now - queued_at), device)
     return now
 
 
 def command_finished(device: str, state: str, started_at: float | None = None) -> None:
     """A command reached ``state``; ``started_at`` (monotonic) when its driver ran it."""
-    COMMANDS.labels(device, state).inc()
+    COMMANDS.inc(device, state)
     if started_at is not None:
-        COMMAND_DURATION.labels(device).observe(max(0.0, time.monotonic() - started_at))
+        COMMAND_DURATION.observe(max(0.0, time.monotonic() - started_at), device)
 
 
 def fiscal_receipt(device: str) -> None:
-    FISCAL_RECEIPTS.labels(device).inc()
+    FISCAL_RECEIPTS.inc(device)
 
 
 def fiscal_closings(device: str, last_closing: datetime | None, unclosed_since: datetime | None) -> None:
     """When the device last closed a day, and since when it holds entries no closing covers yet."""
     if last_closing is not None:
-        FISCAL_LAST_CLOSING.labels(device).set(last_closing.timestamp())
-    FISCAL_UNCLOSED_SINCE.labels(device).set(unclosed_since.timestamp() if unclosed_since else 0)
+        FISCAL_LAST_CLOSING.set(last_closing.timestamp(), device)
+    FISCAL_UNCLOSED_SINCE.set(unclosed_since.timestamp() if unclosed_since else 0, device)
 
 
-def exposition(status: BridgeStatus) -> bytes:
-    """``/metrics``: the process-wide metrics and the present state of the bridge in ``status``."""
-    present = CollectorRegistry(auto_describe=False)
-    present.register(BridgeCollector(status))
-    return generate_latest(REGISTRY) + generate_latest(present)
+def exposition(status: BridgeStatus | None = None) -> bytes:
+    """``/metrics``: the process-wide metrics and, with ``status``, the present state of the bridge."""
+    from .exposition import text  # prometheus_client is imported at the first scrape: see the docstring
 
-
-class BridgeCollector(Collector):
-    """The present state of one bridge, from a :class:`~mews_bridge.status.BridgeStatus`."""
-
-    def __init__(self, status: BridgeStatus) -> None:
-        self.status = status
-
-    def collect(self) -> Iterator[Metric]:
-        status = self.status
-        yield _gauge(
-            "mews_bridge_ready",
-            "1 when Mews is connected and every device and service is set up",
-            status.ready,
-        )
-        yield _gauge(
-            "mews_bridge_websocket_connected", "1 while the Mews event stream is open", status.mews.connected
-        )
-        yield _gauge(
-            "mews_bridge_mews_window_requests",
-            "Requests in the current rate-limit window (all users of the access token)",
-            status.mews.window_requests,
-        )
-        yield _gauge(
-            "mews_bridge_results_waiting_for_mews",
-            "Final states Mews has not taken yet (kept and re-sent)",
-            status.waiting_for_mews,
-        )
-        yield _gauge(
-            "mews_bridge_journal_bytes", "Size of the SQLite journal with its WAL", status.journal_bytes
-        )
-        up = GaugeMetricFamily(
-            "mews_bridge_device_up",
-            "1 when the configured device or service is set up, else 0",
-            labels=["device", "kind", "implementation"],
-        )
-        queue = GaugeMetricFamily(
-            "mews_bridge_queue_depth", "Commands waiting for the device, by device", labels=["device"]
-        )
-        for instance in status.instances:
-            up.add_metric(
-                [instance.name, instance.kind, instance.implementation],
-                1 if instance.state == "loaded" else 0,
-            )
-            if instance.kind == "device":
-                queue.add_metric([instance.name], instance.queued)
-        yield up
-        yield queue
-        charges = CounterMetricFamily(
-            "mews_bridge_charges",
-            "Charges by service and outcome since the bridge started",
-            labels=["service", "outcome"],
-        )
-        pending = GaugeMetricFamily(
-            "mews_bridge_charges_pending", "Charges waiting to be posted", labels=["service"]
-        )
-        for book in status.charges:
-            for outcome, count in sorted(book.since_start.items()):
-                charges.add_metric([book.service, outcome], count)
-            pending.add_metric([book.service], book.counts.get("pending", 0))
-        yield charges
-        yield pending
-
-
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, value=float(value))
+    return text(FAMILIES, status)

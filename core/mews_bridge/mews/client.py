@@ -115,8 +115,12 @@ class MewsClient:
     ) -> None:
         self.settings = settings
         self.retry_budget_s = retry_budget_s
+        self.tls = httpx.create_ssl_context()
+        """Certificates and host names verified (httpx's trust store); the event stream uses it too,
+        since each context holds its own copy of the CA certificates (about 1 MB)."""
         self._http = httpx.AsyncClient(
             base_url=f"{settings.platform_url}/api/connector/v1/",
+            verify=self.tls,
             timeout=settings.request_timeout_s,
             transport=transport,
             headers={"User-Agent": settings.client.replace(" ", "/", 1)},

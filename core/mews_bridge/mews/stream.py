@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,8 +41,11 @@ class EventStream:
         *,
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self.tls = tls
+        """The verified TLS context of a ``wss://`` stream (the Mews client's); None: websockets' own."""
         self.on_events = on_events
         self.on_connect = on_connect
         self.backoff_initial_s = backoff_initial_s
@@ -98,6 +102,7 @@ class EventStream:
             max_size=self.settings.event_message_max_bytes,  # larger: closed with 1009, then reconnected
             # Events are a few hundred bytes: deflate would cost CPU and about 300 KB of zlib state.
             compression=None,
+            ssl=self.tls if self.url.startswith("wss://") else None,
         ) as websocket:
             self.connects += 1
             log.info("Connected to the Mews event stream")

@@ -7,11 +7,13 @@ import base64
 import re
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
@@ -214,6 +216,84 @@ async def test_register_settings_cannot_change_under_a_journal(harness):
         await harness.driver(register_id="AT-REG2")
 
 
+def another_signing_key() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (None, r"The register's keys cannot be used: the signing key .*signing-key.pem is missing"),
+        (
+            b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
+            r"signing-key.pem cannot be read",
+        ),
+        (another_signing_key, r"The signing key in .* is not the one this journal started with"),
+    ],
+)
+async def test_a_missing_unreadable_or_foreign_signing_key_stops_the_setup(harness, key, message):
+    driver = await harness.driver()
+    pem = driver.ctx.state_dir / SIGNING_KEY_FILE
+    await harness.shutdown()
+    pem.unlink()
+    if key is not None:
+        pem.write_bytes(key() if callable(key) else key)
+        pem.chmod(0o600)
+    with pytest.raises(DeviceConfigError, match=message):
+        await harness.driver()
+
+
+async def test_a_signing_key_replaced_after_setup_fails_the_command_in_plain_words(harness, mk, sale_bill):
+    driver = await harness.driver()
+    pem = driver.ctx.state_dir / SIGNING_KEY_FILE
+    original = pem.read_bytes()
+    pem.write_bytes(another_signing_key())  # the key is read at the first signature, after set-up
+    with pytest.raises(CommandFailed, match=r"^Fiscal cannot sign receipts: its signing key cannot be used"):
+        await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill())))
+    assert driver.register.store.last().kind == "START"  # nothing was recorded
+    pem.write_bytes(original)
+    assert NOTES.match(await driver.execute(mk.job("cmd-1", mk.legacy(sale_bill()))))
+
+
+IN_A_FRESH_PROCESS = """
+import asyncio, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from conftest import Clock, Harness, bill, item, legacy_data, make_job, payment
+
+async def main():
+    harness = Harness(Path(sys.argv[1]), Clock(datetime(2026, 3, 10, 9, 0, tzinfo=UTC)))
+    await harness.driver()  # the first start: keys made, start receipt signed
+    loaded = ["cryptography" in sys.modules]
+    await harness.shutdown()
+    driver = await harness.driver()  # a restart: the keys checked against the journal
+    loaded.append("cryptography" in sys.modules)
+    sale = bill("b-1", OrderItems=[item("i-1", "Room", "5.50", "AT-10", "0.50")], PaymentItems=[payment("p-1", "5.50")])
+    await driver.execute(make_job("cmd-1", legacy_data(sale)))
+    loaded.append("cryptography" in sys.modules)
+    await harness.shutdown()
+    print(loaded)
+
+asyncio.run(main())
+"""
+
+
+def test_setup_leaves_cryptography_to_a_child_and_the_first_signature_loads_it(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", IN_A_FRESH_PROCESS, str(tmp_path)],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == ["[False,", "False,", "True]"]
+
+
 async def test_property_settings_come_from_mews_then_from_the_journal(harness):
     options = {k: v for k, v in harness_options().items() if k not in ("timezone", "currency")}
     driver = await harness.driver(profile_options=options)
@@ -270,22 +350,25 @@ def test_options_normalise_bucket_spelling():
     assert options.tax_map == {"AT-20": "Normal", "10": "Erm1"}
 
 
-def exposed(status):
-    """The fiscal gauges of device "Fiscal" in /metrics' exposition, once ``status`` was taken."""
-    assert status
+def fiscal_samples():
+    """The fiscal figures of device "Fiscal" in /metrics' exposition."""
     return {
         sample.name: sample.value
-        for family in text_string_to_metric_families(generate_latest(metrics.REGISTRY).decode())
+        for family in text_string_to_metric_families(metrics.exposition().decode())
         for sample in family.samples
         if sample.name.startswith("mews_bridge_fiscal_") and sample.labels.get("device") == "Fiscal"
     }
 
 
+def exposed(status):
+    """The fiscal gauges, once ``status`` was taken."""
+    assert status
+    return fiscal_samples()
+
+
 async def test_status_tells_the_last_receipt_the_last_closing_and_the_chain(harness, mk, sale_bill):
     def receipts_counted():
-        return (
-            metrics.REGISTRY.get_sample_value("mews_bridge_fiscal_receipts_total", {"device": "Fiscal"}) or 0
-        )
+        return fiscal_samples().get("mews_bridge_fiscal_receipts_total", 0)
 
     driver = await harness.driver()
     assert (await driver.status())["chain_verified"].startswith("intact (checked ")

@@ -8,7 +8,8 @@ winning.
 
 Numbering plans come from ``phonenumbers`` (the Python port of Google's libphonenumber): whether a
 number can exist, its type (mobile, fixed, premium, toll-free …) and how it is written
-(``+43 316 123456``, ``+44 20 7123 4567``).
+(``+43 316 123456``, ``+44 20 7123 4567``). They are imported at the first call rated, not at
+start: the bridge's idle memory does not carry them.
 """
 
 from __future__ import annotations
@@ -18,27 +19,28 @@ import tomllib
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 _SEPARATORS = re.compile(r"[\s\-().]")
 _PREFIX = re.compile(r"\+[0-9]*")
-# libphonenumber's types, by the names a tariff uses.
-NUMBER_TYPES: dict[int, str] = {
-    PhoneNumberType.FIXED_LINE: "fixed",
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed",  # North America cannot tell them apart
-    PhoneNumberType.MOBILE: "mobile",
-    PhoneNumberType.TOLL_FREE: "toll-free",
-    PhoneNumberType.PREMIUM_RATE: "premium",
-    PhoneNumberType.SHARED_COST: "shared-cost",
-    PhoneNumberType.VOIP: "voip",
-    PhoneNumberType.PERSONAL_NUMBER: "personal",
-    PhoneNumberType.PAGER: "pager",
-    PhoneNumberType.UAN: "uan",
-    PhoneNumberType.VOICEMAIL: "voicemail",
+# libphonenumber's types (``PhoneNumberType`` names), by the names a tariff uses.
+NUMBER_TYPES: dict[str, str] = {
+    "FIXED_LINE": "fixed",
+    "FIXED_LINE_OR_MOBILE": "fixed",  # North America cannot tell them apart
+    "MOBILE": "mobile",
+    "TOLL_FREE": "toll-free",
+    "PREMIUM_RATE": "premium",
+    "SHARED_COST": "shared-cost",
+    "VOIP": "voip",
+    "PERSONAL_NUMBER": "personal",
+    "PAGER": "pager",
+    "UAN": "uan",
+    "VOICEMAIL": "voicemail",
 }
 TYPE_NAMES = frozenset(NUMBER_TYPES.values()) | {"unknown"}
 _SIXTY = Decimal(60)
@@ -242,6 +244,8 @@ class Tariff:
     @staticmethod
     def display(number: str) -> str:
         """An E.164 number as its country writes it: ``+43 316 123456``, ``+48 22 123 45 67``."""
+        import phonenumbers  # at first use: see the module docstring
+
         parsed = _parse(number)
         return (
             number
@@ -252,8 +256,14 @@ class Tariff:
     @staticmethod
     def number_type(number: str) -> str:
         """``mobile``, ``fixed``, ``premium``, ``toll-free`` … or ``unknown``, from the numbering plans."""
+        import phonenumbers  # at first use: see the module docstring
+
         parsed = _parse(number)
-        return "unknown" if parsed is None else NUMBER_TYPES.get(phonenumbers.number_type(parsed), "unknown")
+        if parsed is None:
+            return "unknown"
+        return NUMBER_TYPES.get(
+            phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(parsed)), "unknown"
+        )
 
     def _clean(self, dialled: str) -> str:
         digits = _SEPARATORS.sub("", dialled)
@@ -321,7 +331,9 @@ def _check_type(name: str, where: str) -> str:
 
 
 def _parse(number: str) -> phonenumbers.PhoneNumber | None:
+    import phonenumbers  # at first use: see the module docstring
+
     try:
         return phonenumbers.parse(number)
-    except NumberParseException:
+    except phonenumbers.NumberParseException:
         return None

@@ -50,8 +50,10 @@ from .bill import (
 )
 from .closing import next_day_change
 from .journal import CLOSING_KINDS, REPRINT, Entry, PrintJob
+from .keys import KeyFileError
 from .layout import PrintedReceipt, ReceiptStyle, babel_locale, closing_report, receipt
 from .money import Breakdown, BreakdownError, TaxMap, format_minor, to_minor
+from .opening import open_register
 from .options import FiscalOptions
 from .printing import print_data
 from .profiles.base import short_code
@@ -123,15 +125,15 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
     async def setup(self) -> None:
         state_dir = self.ctx.ensure_state_dir()
         config = await self._config(state_dir)
-        try:
-            self.register = await asyncio.to_thread(FiscalRegister.open, state_dir, config)
-        except RegisterError as exc:
-            raise DeviceConfigError(str(exc)) from None
+        kinds: frozenset[str] = frozenset()
         if self.options.receipt_printer:
             kinds = PRINTED_KINDS | (CLOSING_KINDS if self.options.print_closings else frozenset())
-            self.register.print_kinds = kinds
         try:
-            started = await asyncio.to_thread(self.register.start, self.clock())
+            opened = await open_register(state_dir, config, self.clock(), kinds, self.ctx.logger)
+        except RegisterError as exc:
+            raise DeviceConfigError(str(exc)) from None
+        self.register = opened.register
+        try:
             await self.close_due()  # closings missed while the bridge was down
             broken = await asyncio.to_thread(self.register.check_chain)
             cut_off = await asyncio.to_thread(self.register.store.prints_cut_off)
@@ -142,11 +144,11 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
             self.ctx.logger.warning(
                 "%d receipt print(s) were cut off by a restart: printing them as copies", cut_off
             )
-        if started is not None:
+        if opened.started is not None:
             self.ctx.logger.info(
                 "Fiscal register %s started: start receipt %s, key %s",
                 config.register_id,
-                started.receipt_number,
+                opened.started,
                 self.register.keys.fingerprint,
             )
         if broken is not None:
@@ -285,11 +287,18 @@ class FiscalVirtualDriver(DeviceDriver[FiscalOptions]):
         )
         cancelled = False
         try:
-            entry, created = await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # Signing has begun and a receipt cannot be taken back: finish it and report it.
-            entry, created = await write
-            cancelled = True
+            try:
+                entry, created = await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # Signing has begun and a receipt cannot be taken back: finish it and report it.
+                entry, created = await write
+                cancelled = True
+        except KeyFileError as exc:  # the key read at the first signature (checked at set-up)
+            self.ctx.logger.error("No receipt was signed: %s", exc)
+            raise CommandFailed(
+                f"{self.ctx.name} cannot sign receipts: its signing key cannot be used. "
+                "The bridge log says why."
+            ) from None
         notes = receipt_notes(entry, earlier=not created)
         if created:
             metrics.fiscal_receipt(self.ctx.name)

@@ -8,7 +8,7 @@ QR code goes between the two text parts) and the footer. Closings (Z, month, yea
 report of the same width.
 
 Amounts on paper follow the property's locale (``€ 1.234,50`` in de-AT); the signed data never
-does (see the profiles).
+does (see the profiles). Babel's locale data is imported at the first receipt laid out, not at start.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-from babel.core import Locale, UnknownLocaleError
-from babel.numbers import format_currency, format_decimal
 
 from .money import minor_exponent
 from .profiles.base import short_code
@@ -78,6 +75,8 @@ class PrintedReceipt:
 
 def babel_locale(language_code: str | None) -> str:
     """``de-AT`` → ``de_AT``, or ``en`` when Babel does not know it."""
+    from babel.core import Locale, UnknownLocaleError  # at first use: see the module docstring
+
     try:
         return str(Locale.parse((language_code or "en").replace("-", "_")))
     except (ValueError, UnknownLocaleError):
@@ -92,6 +91,8 @@ class _Writer:
         self.lines: list[str] = []
 
     def money(self, minor: int, *, symbol: bool = True) -> str:
+        from babel.numbers import format_currency, format_decimal  # at first use: see the module docstring
+
         value = Decimal(minor).scaleb(-minor_exponent(self.currency))
         if symbol:
             text = format_currency(value, self.currency, locale=self.style.locale)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-from email.mime.image import MIMEImage
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from typing import Any
 
 from .layout import PrintedReceipt
@@ -29,6 +26,10 @@ def print_data(printed: PrintedReceipt) -> dict[str, Any]:
     if png is None:
         top = printed.top + ([qr] if qr else [])
         return _data("text/plain; charset=utf-8", "\n".join([*top, *printed.bottom]).encode() + b"\n")
+    from email.mime.image import MIMEImage  # the email package loads at the first receipt printed
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
     message = MIMEMultipart("mixed")
     message.attach(MIMEText("\n".join(printed.top) + "\n", "plain", "utf-8"))
     message.attach(MIMEImage(png, "png"))

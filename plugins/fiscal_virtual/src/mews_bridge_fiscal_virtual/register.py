@@ -28,7 +28,7 @@ from .journal import (
     compute_entry_hash,
     raw_digest,
 )
-from .keys import KeyMaterial, load_keys
+from .keys import KeyMaterial, deferred_keys, load_keys
 from .money import Breakdown
 from .profiles import ReceiptData, make_profile
 from .profiles.rksv import aes_key_check_value
@@ -122,9 +122,14 @@ class FiscalRegister:
         )
 
     @classmethod
-    def open(cls, state_dir: Path, config: RegisterConfig | None = None) -> FiscalRegister:
+    def open(
+        cls, state_dir: Path, config: RegisterConfig | None = None, *, defer_keys: bool = False
+    ) -> FiscalRegister:
         """Open the register; with ``config`` (the driver) make keys on first start and check the
-        options against the journal, without it (the CLI) take everything from the journal."""
+        options against the journal, without it (the CLI) take everything from the journal.
+
+        ``defer_keys`` (a journal that has started, its keys already checked by
+        :mod:`.opening`): the signing key is read and checked at the first signature instead of now."""
         path = state_dir / JOURNAL_FILE
         if config is None and not path.exists():
             raise RegisterError(f"There is no fiscal journal in {state_dir}.")
@@ -135,8 +140,13 @@ class FiscalRegister:
             wanted = config or recorded
             if wanted is None:
                 raise RegisterError(f"The fiscal journal in {state_dir} has no start entry.")
+            with_aes = wanted.profile == "rksv"
             try:
-                keys = load_keys(state_dir, with_aes=wanted.profile == "rksv", create=start is None)
+                if defer_keys and start is not None:
+                    public_key = start.payload["start"]["public_key"]
+                    keys = deferred_keys(state_dir, with_aes=with_aes, public_key_b64=public_key)
+                else:
+                    keys = load_keys(state_dir, with_aes=with_aes, create=start is None)
             except Exception as exc:
                 raise RegisterError(f"The register's keys cannot be used: {exc}") from None
             if config is not None and config.key_label is None:

@@ -10,12 +10,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
-
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, ClassVar
 
 from ..keys import KeyMaterial, verify_signature
 from ..money import BucketTotals
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 JWS_HEADER = "eyJhbGciOiJFUzI1NiJ9"
 """``base64url('{"alg":"ES256"}')``: exactly this header, never a ``typ`` (RKSV verifiers refuse it)."""

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from .base import Profile, ReceiptData, chain_value
 
 ALGORITHM = "R1"
@@ -54,6 +52,9 @@ def turnover_iv(cashbox_id: str, receipt_number: str) -> bytes:
 
 
 def _ctr(aes_key: bytes, cashbox_id: str, receipt_number: str, data: bytes) -> bytes:
+    # cryptography is imported at first use, as in ..keys (not with the plugin at start).
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     cipher = Cipher(algorithms.AES(aes_key), modes.CTR(turnover_iv(cashbox_id, receipt_number))).encryptor()
     return cipher.update(data) + cipher.finalize()
 
