@@ -2,10 +2,11 @@
 
     python bench/bench_commands.py [--commands 200] [--drain 1000] [--profile] [--only dispatch]
 
-* dispatch, as a device sees it: from the moment the Mews simulator sends the ``DeviceCommand`` event
-  to the first byte reaching a key-card encoder (the encoder simulator on TCP), key cards one after
-  another, p50/p99 above the median round trip of a ``commands/getAllByIds`` of one command straight
-  from httpx (target: p50 ≤ 2 ms and p99 ≤ 10 ms above it); with the p50 of each step on the way
+* dispatch, as a device sees it: from the moment the Mews simulator writes the frame with the
+  ``DeviceCommand`` event to the first byte reaching a key-card encoder (the encoder simulator on
+  TCP), key cards one after another, p50/p99 above the median round trip of a
+  ``commands/getAllByIds`` of one command straight from httpx, sampled between the cards with the
+  bridge idle (target: p50 ≤ 2 ms and p99 ≤ 10 ms above it); with the p50 of each step on the way
   (event handler, fetch, journal on receipt, running mark, driver) and, with ``--profile``, the
   bridge's functions that took the most time (cProfile; it slows the run, so read it for shares);
 * API calls per command in steady state;
