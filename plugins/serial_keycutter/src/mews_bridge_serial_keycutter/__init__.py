@@ -8,7 +8,7 @@ Vendors adding a dialect use the names below; see the README.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mews_bridge import hookimpl
 
@@ -40,7 +40,7 @@ __all__ = [
 
 
 @hookimpl
-def register_drivers(register: Callable[[type[DeviceDriver]], None]) -> None:
+def register_drivers(register: Callable[[type[DeviceDriver[Any]]], None]) -> None:
     from .driver import SerialKeycutterDriver
 
     register(SerialKeycutterDriver)

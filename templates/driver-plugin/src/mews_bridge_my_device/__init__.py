@@ -8,7 +8,7 @@ The host imports every installed plugin when it starts, so keep this module ligh
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mews_bridge import hookimpl
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @hookimpl
-def register_drivers(register: Callable[[type[DeviceDriver]], None]) -> None:
+def register_drivers(register: Callable[[type[DeviceDriver[Any]]], None]) -> None:
     from .driver import MyDeviceDriver
 
     register(MyDeviceDriver)
