@@ -24,13 +24,6 @@ TOKEN = "correct-horse-battery-staple"
 
 
 @pytest.fixture
-def log_file(tmp_path):
-    path = tmp_path / "runs.log"
-    path.touch()
-    return path
-
-
-@pytest.fixture
 def printer(mews_simulator):
     return mews_simulator.add_device("Desk printer", "Printer")
 

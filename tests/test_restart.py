@@ -50,13 +50,6 @@ def install_scripted_plugin(site: Path) -> None:
 
 
 @pytest.fixture
-def log_file(tmp_path):
-    path = tmp_path / "runs.log"
-    path.touch()
-    return path
-
-
-@pytest.fixture
 async def bridge_process(mews_simulator, tmp_path, log_file):
     site = tmp_path / "site"
     install_scripted_plugin(site)
