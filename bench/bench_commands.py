@@ -27,7 +27,6 @@ import itertools
 import os
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from mews_bridge.testing import (
     write_settings_file,
 )
 from mews_bridge_mocks.ami import AmiSimulator
+from mews_bridge_mocks.bridge_process import BridgeProcess
 from mews_bridge_mocks.keycutter import EncoderSimulator
 from mews_bridge_mocks.mews import MewsSimulator
 
@@ -301,26 +301,17 @@ async def idle_process(state_dir: Path, ipp: bool) -> tuple[float, float]:
     ):
         await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         config = write_settings_file(every_plugin(sim, pbx, state_dir, ipp), state_dir / "config.toml")
+        bridge = BridgeProcess(config, state_dir / "bridge.log")
         t0 = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mews_bridge",
-            "--config",
-            str(config),
-            "--log-level",
-            "ERROR",
-            "run",
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        await bridge.start()
         try:
             await wait_for(lambda: sim.websocket_connections and pbx.sessions, 30)
             cold = time.perf_counter() - t0
             await asyncio.sleep(5)
-            rss = sum(_rss_mb(pid) for pid in _tree(process.pid))
+            assert bridge.process is not None
+            rss = sum(_rss_mb(pid) for pid in _tree(bridge.process.pid))
         finally:
-            process.terminate()
-            await process.wait()
+            await bridge.stop()
     return cold, rss
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 
 from mews_bridge.testing import wait_for, wait_for_final_state, write_settings_file
+from mews_bridge_mocks.bridge_process import BridgeProcess
 
 NAME = "Office printer"
 
@@ -19,23 +19,14 @@ async def killed_mid_job(
     printer_id = add_printer(printer.uri)
     config = write_settings_file(bridge_harness.settings(), tmp_path / "config.toml")
     printer.hold()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mews_bridge",
-        "--config",
-        str(config),
-        "run",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    bridge = BridgeProcess(config, tmp_path / "bridge.log")
+    await bridge.start()
     try:
         await wait_for(lambda: mews_simulator.websocket_connections, 20, "the bridge to connect")
         command_id = mews_simulator.add_printer_command(printer_id, encode(card_pdf))
         await wait_for(printer.results, 20, "the job to reach the printer")
     finally:
-        process.send_signal(signal.SIGKILL)
-        assert await asyncio.wait_for(process.wait(), 20) == -signal.SIGKILL
+        assert await bridge.stop(signal.SIGKILL) == -signal.SIGKILL
     assert mews_simulator.command(command_id)["State"] not in ("Processed", "Error")
     return command_id
 
