@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from mews_bridge import CommandRejected, KeyCutterData
+from mews_bridge import CommandRejected, JournalError, KeyCutterData
 
 from .codec import FieldError, encode_field
 from .dialects import Dialect, KeyMode, KeyRequest
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from mews_bridge import KeyValueStore
 
     from .options import KeycutterOptions
+
+LOGGER = logging.getLogger(__name__)
 
 EJECT_MODES = ("E", "R", "T")
 
@@ -322,6 +325,12 @@ class KeyLedger:
         self._last = record
 
     async def _settle_note(self) -> None:
+        """Wait for the started note. One the journal could not write is only logged: like one lost to
+        a power cut it costs nothing, and the write that follows records the command in full."""
         note, self._note = self._note, None
-        if note is not None:
+        if note is None:
+            return
+        try:
             await note
+        except JournalError as exc:
+            LOGGER.warning("The journal did not take a command's started note: %s", exc)
