@@ -228,26 +228,27 @@ class DeviceWorker:
 
     async def _run_command(self, item: MewsWork) -> None:
         command, journal = item.command, self.pool.journal
-        delayed = item.cancelled or self.managed.state is not InstanceState.LOADED
-        # Not starting at once after all: journal its receipt as any other command's first.
-        if item.receipt_due and delayed and not await self._journal_receipt(item, running=False):
-            return
+        driver: DeviceDriver[Any] | None = None
+        refusal: CommandError | None = None
+        if not item.cancelled:
+            try:
+                driver = await self._ready_driver()
+            except CommandError as exc:
+                refusal = exc
+        starts = driver is not None and not item.cancelled  # cancelled perhaps while it was set up
+        # A journal failure here propagates: nothing may run without a record that it started.
+        if item.receipt_due:
+            if not await self._journal_receipt(item, running=starts):
+                return
+        elif starts:
+            await journal.mark_running(command.id, self.name)
         if item.cancelled:
             await journal.mark_acknowledged(command.id, "Cancelled")
             return
-        try:
-            driver = await self._ready_driver()
-        except CommandError as exc:
+        if driver is None:
+            assert refusal is not None  # not cancelled, so the device refused
             metrics.command_finished(self.name, "Error")
-            await self.pool.acks.finish(command.id, "Error", exc.notes)
-            return
-        if item.cancelled:  # while the device was still setting up
-            await journal.mark_acknowledged(command.id, "Cancelled")
-            return
-        # A journal failure here propagates: nothing may run without a record that it started.
-        if not item.receipt_due:
-            await journal.mark_running(command.id, self.name)
-        elif not await self._journal_receipt(item, running=True):
+            await self.pool.acks.finish(command.id, "Error", refusal.notes)
             return
         started = metrics.command_started(self.name, item.queued_at)
         state, notes = await self._drive(item, driver)
