@@ -1,6 +1,7 @@
 """Benchmarks of the command pipeline against the Mews simulator (prints figures; asserts nothing).
 
     python bench/bench_commands.py [--commands 200] [--drain 1000] [--profile] [--only dispatch]
+                                   [--python /opt/mews-bridge/bin/python]
 
 * dispatch, as a device sees it: from the moment the Mews simulator writes the frame with the
   ``DeviceCommand`` event to the first byte reaching a key-card encoder (the encoder simulator on
@@ -13,7 +14,9 @@
 * draining a backlog of queued commands, next to the floor the rate limit sets (the limit is scaled to
   200 requests per 3 s so the run is short; the ratio is what counts; target ≤ 1.1 times the floor, no 429);
 * idle memory (RSS of the process tree) of ``mews-bridge run`` with a device of every plugin and the
-  PBX service configured, and cold start to connected (targets ≤ 50 MB and ≤ 1.5 s).
+  PBX service configured, and cold start to connected (targets ≤ 50 MB and ≤ 1.5 s). ``--python``
+  measures the bridge another venv installed (one set up as on the Pi: the wheels, none of the
+  development tools) instead of this one's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import itertools
 import os
 import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -292,16 +297,16 @@ def every_plugin(sim: MewsSimulator, pbx: AmiSimulator, state_dir: Path, ipp: bo
     )
 
 
-async def idle_process(state_dir: Path, ipp: bool) -> tuple[float, float]:
+async def idle_process(state_dir: Path, ipp: bool, python: str) -> tuple[float, float]:
     """Cold start to connected, and the process tree's RSS after 5 s idle, of ``mews-bridge run``
-    with every plugin configured."""
+    (``python -m mews_bridge``) with every plugin configured."""
     async with (
         MewsSimulator(currency="PLN", timezone="Europe/Warsaw") as sim,
         AmiSimulator(secret="b", auth_failure_delay=0, timezone="Europe/Warsaw") as pbx,
     ):
         await asyncio.to_thread(state_dir.mkdir, parents=True, exist_ok=True)
         config = write_settings_file(every_plugin(sim, pbx, state_dir, ipp), state_dir / "config.toml")
-        bridge = BridgeProcess(config, state_dir / "bridge.log")
+        bridge = BridgeProcess(config, state_dir / "bridge.log", python=python)
         t0 = time.perf_counter()
         await bridge.start()
         try:
@@ -313,6 +318,11 @@ async def idle_process(state_dir: Path, ipp: bool) -> tuple[float, float]:
         finally:
             await bridge.stop()
     return cold, rss
+
+
+def _has_module(python: str, name: str) -> bool:
+    probe = f"import importlib.util as u; raise SystemExit(u.find_spec({name!r}) is None)"
+    return subprocess.run([python, "-c", probe], check=False).returncode == 0
 
 
 def _tree(pid: int) -> list[int]:
@@ -337,6 +347,11 @@ async def main() -> None:
     parser.add_argument("--drain", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="cProfile the dispatch runs")
     parser.add_argument("--only", choices=["dispatch", "drain", "idle"], help="run one part")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter of the venv whose bridge the idle figures measure",
+    )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     with tempfile.TemporaryDirectory() as tmp:
@@ -347,7 +362,10 @@ async def main() -> None:
         for label, ipp in [("printer, encoder, fiscal machine, PBX", False), ("and an IPP printer", True)]:
             if args.only not in (None, "idle"):
                 break
-            cold, rss = await idle_process(Path(tmp) / f"idle-{ipp}", ipp)
+            if ipp and not _has_module(args.python, "mews_bridge_ipp_printer"):
+                print(f"mews-bridge run, {label}: the IPP plugin is not installed for {args.python}")
+                continue
+            cold, rss = await idle_process(Path(tmp) / f"idle-{ipp}", ipp, args.python)
             print(
                 f"mews-bridge run, {label}: cold start to connected {cold:.2f} s (target 1.5 s); "
                 f"idle RSS of the process tree {rss:.1f} MB (target 50 MB)"

@@ -13,11 +13,15 @@ from pathlib import Path
 
 class BridgeProcess:
     """The bridge as systemd runs it: ``python -m mews_bridge --config CONFIG run``; its log (stderr)
-    goes to ``log``, appended across restarts."""
+    goes to ``log``, appended across restarts. ``python`` is the interpreter (this one by default;
+    another venv's to run the bridge as installed there)."""
 
-    def __init__(self, config: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, log: Path, env: Mapping[str, str] | None = None, python: str = sys.executable
+    ) -> None:
         self.config = config
         self.log = log
+        self.python = python
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
@@ -30,7 +34,7 @@ class BridgeProcess:
     async def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
+                self.python,
                 "-m",
                 "mews_bridge",
                 "--config",
